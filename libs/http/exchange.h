@@ -1,0 +1,78 @@
+/* exchange.h - internal: one request/response pair ("exchange") as it moves
+ * between the event loop and a worker thread.
+ *
+ * Ownership: the loop creates an exchange when a request head arrives and
+ * owns it while the body is read. Handing it to the worker queue transfers it
+ * to a worker until the handler returns and it is put on the done queue; then
+ * the loop owns it again, writes the response and frees it. If the client
+ * goes away meanwhile, the loop only marks it orphaned (a loop-only field)
+ * and frees it when it comes back from the worker. No field is ever touched
+ * by two threads at once. */
+#ifndef SABIA_HTTP_EXCHANGE_H
+#define SABIA_HTTP_EXCHANGE_H
+
+#include "http.h"
+#include "router.h"
+
+struct lws;
+
+struct kv {
+    char *name;  /* lower-case for headers */
+    char *value;
+};
+
+struct http_request {
+    char method[8];
+    char *path;
+    const struct router_route *route;
+    struct kv params[HTTP_MAX_PARAMS];
+    int nparams;
+    struct kv query[HTTP_MAX_QUERY_ARGS];
+    int nquery;
+    struct kv headers[HTTP_MAX_HEADERS];
+    int nheaders;
+    struct sb_buf body;
+    char correlation_id[SB_UUID_STRLEN + 32];
+    char peer[64];
+};
+
+struct http_response {
+    int status;
+    struct sb_buf headers; /* "Name: value\r\n" lines added by the handler */
+    struct sb_buf body;
+    char content_type[96];
+};
+
+enum exchange_state { EX_READING, EX_DISCARDING, EX_QUEUED, EX_READY, EX_WRITING };
+
+struct exchange {
+    struct http_request req;
+    struct http_response res;
+    struct lws *wsi;          /* loop-only */
+    enum exchange_state state;
+    bool orphaned;            /* loop-only: the connection closed while queued */
+    bool close_after;         /* send Connection: close and drop the connection */
+    bool head_only;           /* HEAD: no body bytes */
+    bool inline_handler;
+    bool counted;             /* loop-only: included in the server's inflight count */
+    size_t max_body;
+    size_t written;           /* body bytes already written */
+    bool head_written;
+    int64_t started_ms;
+    struct exchange *next;    /* queue link */
+};
+
+struct exchange *exchange_new(void);
+void exchange_free(struct exchange *ex);
+
+/* Adds a captured header (name lower-cased, both copied). */
+int request_add_header(struct http_request *r, const char *name, const char *value);
+/* Parses "a=1&b=x%20y" style arguments one at a time (already split by lws). */
+int request_add_query_arg(struct http_request *r, const char *arg);
+/* Sets the correlation id from the captured headers or a new UUIDv7. */
+void request_set_correlation_id(struct http_request *r);
+/* Percent-decodes in place (and '+' to space when `plus`). False on bad escapes
+ * or an encoded NUL. */
+bool url_decode(char *s, bool plus);
+
+#endif

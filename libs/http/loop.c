@@ -1,0 +1,431 @@
+/* loop.c - libwebsockets callbacks: read a request head and body into an
+ * exchange, route it, hand it to a worker (or run an inline handler), and
+ * write the response when it comes back. Runs on the event loop thread only. */
+#include "server.h"
+#include "metrics.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Per-connection state kept by lws for us (per_session_data_size). */
+struct conn {
+    struct exchange *ex;
+};
+
+static void exchange_release(struct http_server *s, struct exchange *ex);
+
+static const struct {
+    enum lws_token_indexes tok;
+    const char *method;
+} METHOD_TOKENS[] = {
+    {WSI_TOKEN_GET_URI, "GET"},        {WSI_TOKEN_POST_URI, "POST"},
+    {WSI_TOKEN_PUT_URI, "PUT"},        {WSI_TOKEN_PATCH_URI, "PATCH"},
+    {WSI_TOKEN_DELETE_URI, "DELETE"},  {WSI_TOKEN_OPTIONS_URI, "OPTIONS"},
+    {WSI_TOKEN_HEAD_URI, "HEAD"},
+};
+
+static const char *request_method(struct lws *wsi)
+{
+    for (size_t i = 0; i < sizeof METHOD_TOKENS / sizeof METHOD_TOKENS[0]; i++)
+        if (lws_hdr_total_length(wsi, METHOD_TOKENS[i].tok) > 0)
+            return METHOD_TOKENS[i].method;
+    return NULL;
+}
+
+static bool is_header_token(enum lws_token_indexes t)
+{
+    for (size_t i = 0; i < sizeof METHOD_TOKENS / sizeof METHOD_TOKENS[0]; i++)
+        if (METHOD_TOKENS[i].tok == t)
+            return false;
+    return t != WSI_TOKEN_HTTP_URI_ARGS && t != WSI_TOKEN_HTTP_COLON_PATH;
+}
+
+/* Copies every header lws parsed by name, then the configured custom ones. */
+static int capture_headers(struct http_server *s, struct lws *wsi, struct http_request *r)
+{
+    static const char *const always[] = {"x-request-id", "x-correlation-id", NULL};
+    char buf[8192];
+    for (int t = 0; t < WSI_TOKEN_COUNT; t++) {
+        const char *name = (const char *)lws_token_to_string((enum lws_token_indexes)t);
+        if (!name || !is_header_token((enum lws_token_indexes)t) ||
+            lws_hdr_total_length(wsi, (enum lws_token_indexes)t) <= 0)
+            continue;
+        if (lws_hdr_copy(wsi, buf, sizeof buf, (enum lws_token_indexes)t) < 0)
+            return SB_ELIMIT;
+        int rc = request_add_header(r, name, buf);
+        if (rc != 0)
+            return rc;
+    }
+    const char *const *lists[] = {always, s->cfg.capture_headers};
+    for (size_t l = 0; l < 2; l++) {
+        for (const char *const *h = lists[l]; h && *h; h++) {
+            char name[128];
+            int nlen = snprintf(name, sizeof name, "%s:", *h);
+            if (nlen <= 0 || (size_t)nlen >= sizeof name || http_request_header(r, *h))
+                continue;
+            if (lws_hdr_custom_length(wsi, name, nlen) < 0)
+                continue;
+            if (lws_hdr_custom_copy(wsi, buf, sizeof buf, name, nlen) < 0)
+                return SB_ELIMIT;
+            int rc = request_add_header(r, name, buf);
+            if (rc != 0)
+                return rc;
+        }
+    }
+    return 0;
+}
+
+static int capture_query(struct lws *wsi, struct http_request *r)
+{
+    char buf[HTTP_MAX_URI];
+    for (int i = 0; i < HTTP_MAX_QUERY_ARGS; i++) {
+        int n = lws_hdr_copy_fragment(wsi, buf, sizeof buf, WSI_TOKEN_HTTP_URI_ARGS, i);
+        if (n < 0)
+            break;
+        if (n == 0)
+            continue;
+        int rc = request_add_query_arg(r, buf);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* Sets a canned error response on an exchange that will not reach a handler. */
+static void exchange_fail(struct exchange *ex, int status, const char *code, const char *msg)
+{
+    if (http_respond_error(&ex->res, status, code, msg) != 0)
+        ex->res.status = status;
+    ex->state = EX_READY;
+}
+
+static int bind_route(struct http_server *s, struct exchange *ex)
+{
+    struct router_param params[HTTP_MAX_PARAMS];
+    struct sb_buf allow;
+    sb_buf_init(&allow, 256);
+    enum router_result rr = router_match(&s->router, ex->req.method, ex->req.path, &ex->req.route,
+                                         params, &ex->req.nparams, &allow);
+    if (rr == ROUTER_NOT_FOUND) {
+        exchange_fail(ex, 404, "not_found", "no such route");
+    } else if (rr == ROUTER_METHOD_NOT_ALLOWED) {
+        exchange_fail(ex, 405, "method_not_allowed", "method not allowed on this route");
+        if (allow.len && http_response_header(&ex->res, "Allow", allow.data) != 0)
+            ex->close_after = true;
+    } else {
+        for (int i = 0; i < ex->req.nparams; i++) {
+            ex->req.params[i].name = strdup(params[i].name);
+            ex->req.params[i].value = strndup(params[i].value, params[i].len);
+            if (!ex->req.params[i].name || !ex->req.params[i].value) {
+                ex->req.nparams = i + 1;
+                sb_buf_cleanup(&allow);
+                return -ENOMEM;
+            }
+        }
+        const struct http_route_opts *o = &ex->req.route->opts;
+        ex->inline_handler = (o->flags & HTTP_ROUTE_INLINE) != 0;
+        ex->max_body = o->max_body ? o->max_body : s->cfg.max_body;
+        ex->req.body.max = ex->max_body;
+    }
+    sb_buf_cleanup(&allow);
+    return 0;
+}
+
+/* Runs the handler on the current thread (worker or, for inline routes, loop). */
+void exchange_run_handler(struct exchange *ex)
+{
+    ex->res.status = 0;
+    ex->req.route->fn(&ex->req, &ex->res, ex->req.route->arg);
+    if (ex->res.status == 0 && http_respond_error(&ex->res, 500, "internal", "handler gave no response") != 0)
+        ex->res.status = 500;
+}
+
+static void dispatch(struct http_server *s, struct exchange *ex)
+{
+    if (ex->state == EX_READY || ex->inline_handler) {
+        if (ex->state != EX_READY)
+            exchange_run_handler(ex);
+        ex->state = EX_READY;
+        lws_callback_on_writable(ex->wsi);
+        return;
+    }
+    ex->state = EX_QUEUED;
+    ex->counted = true;
+    s->inflight++;
+    workers_submit(s, ex);
+}
+
+static bool expects_body(struct lws *wsi)
+{
+    char cl[32];
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0)
+        return true;
+    if (lws_hdr_copy(wsi, cl, sizeof cl, WSI_TOKEN_HTTP_CONTENT_LENGTH) <= 0)
+        return false;
+    return strcmp(cl, "0") != 0;
+}
+
+static long content_length(struct lws *wsi)
+{
+    char cl[32];
+    long v;
+    if (lws_hdr_copy(wsi, cl, sizeof cl, WSI_TOKEN_HTTP_CONTENT_LENGTH) <= 0)
+        return -1;
+    return sb_parse_long(cl, 0, LONG_MAX, &v) == 0 ? v : -1;
+}
+
+/* A request head has arrived: build its exchange. */
+static int on_http(struct http_server *s, struct lws *wsi, struct conn *c, const char *uri)
+{
+    struct exchange *ex = exchange_new();
+    if (!ex)
+        return -1;
+    c->ex = ex;
+    ex->wsi = wsi;
+    ex->started_ms = sb_mono_ms();
+    const char *m = request_method(wsi);
+    snprintf(ex->req.method, sizeof ex->req.method, "%s", m ? m : "?");
+    ex->head_only = m && strcmp(m, "HEAD") == 0;
+    ex->req.path = strdup(uri ? uri : "/");
+    if (!ex->req.path)
+        return -1;
+    lws_get_peer_simple(wsi, ex->req.peer, sizeof ex->req.peer);
+    int rc = capture_headers(s, wsi, &ex->req);
+    if (rc == 0)
+        rc = capture_query(wsi, &ex->req);
+    request_set_correlation_id(&ex->req);
+    ex->max_body = s->cfg.max_body;
+    if (rc == -ENOMEM)
+        return -1;
+    bool body = expects_body(wsi);
+    if (atomic_load(&s->stop_requested) || s->stopping) {
+        ex->close_after = true;
+        exchange_fail(ex, 503, "shutting_down", "server is shutting down");
+    } else if (!m) {
+        exchange_fail(ex, 501, "not_implemented", "unsupported method");
+    } else if (rc == SB_ELIMIT) {
+        exchange_fail(ex, 431, "headers_too_large", "too many or too large headers");
+    } else if (rc != 0) {
+        exchange_fail(ex, 400, "bad_request", "malformed query string");
+    } else if (bind_route(s, ex) != 0) {
+        return -1;
+    }
+    if (body) {
+        long cl = content_length(wsi);
+        if (ex->state == EX_READY) {
+            ex->close_after = true; /* answered already: drop whatever body follows */
+            ex->state = EX_DISCARDING;
+            sb_buf_reset(&ex->req.body);
+            return 0;
+        }
+        if (cl > 0 && (size_t)cl > ex->max_body) {
+            exchange_fail(ex, 413, "payload_too_large", "request body exceeds the limit");
+            ex->close_after = true;
+            ex->state = EX_DISCARDING;
+        } else {
+            ex->state = EX_READING;
+        }
+        return 0;
+    }
+    dispatch(s, ex);
+    return 0;
+}
+
+static int on_body(struct exchange *ex, const void *in, size_t len)
+{
+    if (ex->state == EX_DISCARDING) {
+        ex->written += len; /* reused as a discard counter before the response */
+        return ex->written > HTTP_DISCARD_MAX ? -1 : 0;
+    }
+    int rc = sb_buf_append(&ex->req.body, in, len);
+    if (rc == SB_ELIMIT) {
+        sb_buf_reset(&ex->req.body);
+        exchange_fail(ex, 413, "payload_too_large", "request body exceeds the limit");
+        ex->close_after = true;
+        ex->state = EX_DISCARDING;
+        return 0;
+    }
+    return rc == 0 ? 0 : -1;
+}
+
+static void on_body_complete(struct http_server *s, struct exchange *ex)
+{
+    if (ex->state == EX_DISCARDING) {
+        ex->written = 0;
+        ex->state = EX_READY;
+    }
+    dispatch(s, ex);
+}
+
+/* Adds the handler's "Name: value\r\n" lines as response headers. */
+static int add_handler_headers(struct lws *wsi, const struct sb_buf *h, unsigned char **p,
+                               unsigned char *end)
+{
+    const char *cur = h->data, *stop = h->data ? h->data + h->len : NULL;
+    while (cur && cur < stop) {
+        const char *colon = memchr(cur, ':', (size_t)(stop - cur));
+        const char *eol = memchr(cur, '\r', (size_t)(stop - cur));
+        if (!colon || !eol || colon > eol)
+            return -1;
+        char name[128];
+        int nlen = snprintf(name, sizeof name, "%.*s:", (int)(colon - cur), cur);
+        if (nlen <= 0 || (size_t)nlen >= sizeof name)
+            return -1;
+        for (char *q = name; *q; q++)
+            *q = (char)((*q >= 'A' && *q <= 'Z') ? *q + 32 : *q);
+        const char *val = colon + 2;
+        if (lws_add_http_header_by_name(wsi, (const unsigned char *)name,
+                                        (const unsigned char *)val, (int)(eol - val), p, end))
+            return -1;
+        cur = eol + 2;
+    }
+    return 0;
+}
+
+static int write_head(struct http_server *s, struct exchange *ex)
+{
+    size_t room = 4096 + ex->res.headers.len;
+    unsigned char *buf = malloc(LWS_PRE + room);
+    if (!buf)
+        return -1;
+    unsigned char *start = buf + LWS_PRE, *p = start, *end = start + room;
+    const char *ct = ex->res.content_type[0] ? ex->res.content_type : "text/plain; charset=utf-8";
+    const char *cid = ex->req.correlation_id;
+    int rc = -1;
+    if (lws_add_http_header_status(ex->wsi, (unsigned)ex->res.status, &p, end) ||
+        lws_add_http_header_by_token(ex->wsi, WSI_TOKEN_HTTP_CONTENT_TYPE, (const unsigned char *)ct,
+                                     (int)strlen(ct), &p, end) ||
+        lws_add_http_header_content_length(ex->wsi, ex->res.body.len, &p, end) ||
+        lws_add_http_header_by_name(ex->wsi, (const unsigned char *)"x-correlation-id:",
+                                    (const unsigned char *)cid, (int)strlen(cid), &p, end) ||
+        add_handler_headers(ex->wsi, &ex->res.headers, &p, end))
+        goto out;
+    if ((ex->close_after || s->stopping) &&
+        lws_add_http_header_by_token(ex->wsi, WSI_TOKEN_CONNECTION, (const unsigned char *)"close",
+                                     5, &p, end))
+        goto out;
+    if (lws_finalize_write_http_header(ex->wsi, start, &p, end))
+        goto out;
+    ex->head_written = true;
+    rc = 0;
+out:
+    free(buf);
+    return rc;
+}
+
+static void record(struct http_server *s, struct exchange *ex)
+{
+    char status[8];
+    snprintf(status, sizeof status, "%d", ex->res.status);
+    const char *route = ex->req.route ? ex->req.route->pattern : "unmatched";
+    const char *labels[] = {ex->req.method, route, status};
+    metric_add(s->m_requests, labels, 1);
+    const char *dlabels[] = {route};
+    metric_observe(s->m_duration, dlabels, (double)(sb_mono_ms() - ex->started_ms) / 1000.0);
+    if (s->cfg.log) {
+        char fields[512];
+        snprintf(fields, sizeof fields, "\"method\":\"%s\",\"status\":%d,\"duration_ms\":%lld",
+                 ex->req.method, ex->res.status, (long long)(sb_mono_ms() - ex->started_ms));
+        struct sb_log_ctx lctx = {.correlation_id = ex->req.correlation_id};
+        sb_log_write(s->cfg.log, SB_LOG_DEBUG, &lctx, fields, "%s", ex->req.path);
+    }
+}
+
+/* Writes as much of the response as one writable event allows. Returns -1 to
+ * close the connection, 0 otherwise. */
+static int on_writeable(struct http_server *s, struct conn *c)
+{
+    struct exchange *ex = c->ex;
+    if (!ex || (ex->state != EX_READY && ex->state != EX_WRITING))
+        return 0;
+    ex->state = EX_WRITING;
+    if (!ex->head_written && write_head(s, ex) != 0)
+        return -1;
+    size_t total = ex->head_only ? 0 : ex->res.body.len;
+    if (ex->written < total) {
+        size_t n = total - ex->written;
+        if (n > HTTP_WRITE_CHUNK)
+            n = HTTP_WRITE_CHUNK;
+        memcpy(s->scratch + LWS_PRE, ex->res.body.data + ex->written, n);
+        bool last = ex->written + n == total;
+        if (lws_write(ex->wsi, s->scratch + LWS_PRE, n, last ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) < (int)n)
+            return -1;
+        ex->written += n;
+        if (!last) {
+            lws_callback_on_writable(ex->wsi);
+            return 0;
+        }
+    }
+    record(s, ex);
+    struct lws *wsi = ex->wsi;
+    bool close = ex->close_after || s->stopping;
+    c->ex = NULL;
+    exchange_release(s, ex);
+    if (close)
+        return -1;
+    return lws_http_transaction_completed(wsi) ? -1 : 0;
+}
+
+/* Frees an exchange the loop owns, keeping the in-flight count right. */
+static void exchange_release(struct http_server *s, struct exchange *ex)
+{
+    if (ex->counted)
+        s->inflight--;
+    exchange_free(ex);
+}
+
+/* Workers finished some exchanges: schedule their writes. */
+static void drain_done(struct http_server *s)
+{
+    pthread_mutex_lock(&s->done_mu);
+    struct exchange_queue q = s->done;
+    s->done.head = s->done.tail = NULL;
+    pthread_mutex_unlock(&s->done_mu);
+    struct exchange *ex;
+    while ((ex = queue_pop(&q))) {
+        if (ex->orphaned) {
+            exchange_release(s, ex);
+            continue;
+        }
+        ex->state = EX_READY;
+        lws_callback_on_writable(ex->wsi);
+    }
+}
+
+static void on_closed(struct http_server *s, struct conn *c)
+{
+    struct exchange *ex = c->ex;
+    c->ex = NULL;
+    if (!ex)
+        return;
+    if (ex->state == EX_QUEUED)
+        ex->orphaned = true; /* a worker has it; freed when it comes back */
+    else
+        exchange_release(s, ex);
+}
+
+int loop_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
+{
+    struct http_server *s = lws_context_user(lws_get_context(wsi));
+    struct conn *c = user;
+    switch (reason) {
+    case LWS_CALLBACK_HTTP:
+        return on_http(s, wsi, c, in);
+    case LWS_CALLBACK_HTTP_BODY:
+        return c->ex ? on_body(c->ex, in, len) : -1;
+    case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+        if (c->ex)
+            on_body_complete(s, c->ex);
+        return 0;
+    case LWS_CALLBACK_HTTP_WRITEABLE:
+        return on_writeable(s, c);
+    case LWS_CALLBACK_CLOSED_HTTP:
+        on_closed(s, c);
+        return 0;
+    case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
+        drain_done(s);
+        return 0;
+    default:
+        return lws_callback_http_dummy(wsi, reason, user, in, len);
+    }
+}

@@ -1,0 +1,191 @@
+/* request.c - request storage and the accessors handlers use. */
+#include "exchange.h"
+
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+struct exchange *exchange_new(void)
+{
+    struct exchange *ex = calloc(1, sizeof *ex);
+    if (!ex)
+        return NULL;
+    ex->res.status = 500;
+    sb_buf_init(&ex->req.body, HTTP_DEFAULT_MAX_BODY);
+    sb_buf_init(&ex->res.headers, 16 * 1024);
+    sb_buf_init(&ex->res.body, 64u * 1024 * 1024);
+    return ex;
+}
+
+static void kv_free(struct kv *kv, int n)
+{
+    for (int i = 0; i < n; i++) {
+        free(kv[i].name);
+        free(kv[i].value);
+    }
+}
+
+void exchange_free(struct exchange *ex)
+{
+    if (!ex)
+        return;
+    free(ex->req.path);
+    kv_free(ex->req.params, ex->req.nparams);
+    kv_free(ex->req.query, ex->req.nquery);
+    kv_free(ex->req.headers, ex->req.nheaders);
+    sb_buf_cleanup(&ex->req.body);
+    sb_buf_cleanup(&ex->res.headers);
+    sb_buf_cleanup(&ex->res.body);
+    free(ex);
+}
+
+int request_add_header(struct http_request *r, const char *name, const char *value)
+{
+    if (r->nheaders == HTTP_MAX_HEADERS)
+        return SB_ELIMIT;
+    char *n = strdup(name), *v = strdup(value);
+    if (!n || !v) {
+        free(n);
+        free(v);
+        return -ENOMEM;
+    }
+    for (char *p = n; *p; p++)
+        *p = (char)tolower((unsigned char)*p);
+    size_t nl = strlen(n);
+    if (nl && n[nl - 1] == ':')
+        n[nl - 1] = '\0';
+    r->headers[r->nheaders++] = (struct kv){n, v};
+    return 0;
+}
+
+static int hexval(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    c = tolower(c);
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    return -1;
+}
+
+bool url_decode(char *s, bool plus)
+{
+    char *w = s;
+    for (char *p = s; *p; p++) {
+        if (*p == '%') {
+            int hi = hexval((unsigned char)p[1]);
+            int lo = hi < 0 ? -1 : hexval((unsigned char)p[2]);
+            if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
+                return false;
+            *w++ = (char)(hi * 16 + lo);
+            p += 2;
+        } else if (plus && *p == '+') {
+            *w++ = ' ';
+        } else {
+            *w++ = *p;
+        }
+    }
+    *w = '\0';
+    return true;
+}
+
+int request_add_query_arg(struct http_request *r, const char *arg)
+{
+    if (r->nquery == HTTP_MAX_QUERY_ARGS)
+        return SB_ELIMIT;
+    const char *eq = strchr(arg, '=');
+    char *n = eq ? strndup(arg, (size_t)(eq - arg)) : strdup(arg);
+    char *v = strdup(eq ? eq + 1 : "");
+    if (!n || !v) {
+        free(n);
+        free(v);
+        return -ENOMEM;
+    }
+    if (!url_decode(n, true) || !url_decode(v, true)) {
+        free(n);
+        free(v);
+        return SB_EPARSE;
+    }
+    r->query[r->nquery++] = (struct kv){n, v};
+    return 0;
+}
+
+static bool sane_token(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 64)
+        return false;
+    for (; *s; s++)
+        if (!isalnum((unsigned char)*s) && *s != '-' && *s != '_' && *s != '.')
+            return false;
+    return true;
+}
+
+void request_set_correlation_id(struct http_request *r)
+{
+    const char *given = http_request_header(r, "x-correlation-id");
+    if (!given || !sane_token(given))
+        given = http_request_header(r, "x-request-id");
+    if (given && sane_token(given)) {
+        snprintf(r->correlation_id, sizeof r->correlation_id, "%s", given);
+        return;
+    }
+    if (sb_uuid_v7_str(r->correlation_id) != 0)
+        snprintf(r->correlation_id, sizeof r->correlation_id, "unknown");
+}
+
+static const char *kv_find(const struct kv *kv, int n, const char *name, bool nocase)
+{
+    for (int i = 0; i < n; i++)
+        if ((nocase ? strcasecmp(kv[i].name, name) : strcmp(kv[i].name, name)) == 0)
+            return kv[i].value;
+    return NULL;
+}
+
+const char *http_request_method(const struct http_request *r)
+{
+    return r->method;
+}
+
+const char *http_request_path(const struct http_request *r)
+{
+    return r->path;
+}
+
+const char *http_request_route(const struct http_request *r)
+{
+    return r->route ? r->route->pattern : "";
+}
+
+const char *http_request_param(const struct http_request *r, const char *name)
+{
+    return kv_find(r->params, r->nparams, name, false);
+}
+
+const char *http_request_query(const struct http_request *r, const char *name)
+{
+    return kv_find(r->query, r->nquery, name, false);
+}
+
+const char *http_request_header(const struct http_request *r, const char *name)
+{
+    return kv_find(r->headers, r->nheaders, name, true);
+}
+
+struct sb_str http_request_body(const struct http_request *r)
+{
+    if (!r->body.data)
+        return (struct sb_str){"", 0};
+    return (struct sb_str){r->body.data, r->body.len};
+}
+
+const char *http_request_correlation_id(const struct http_request *r)
+{
+    return r->correlation_id;
+}
+
+const char *http_request_peer(const struct http_request *r)
+{
+    return r->peer;
+}

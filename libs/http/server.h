@@ -1,0 +1,66 @@
+/* server.h - internal: the server object shared by server.c (lifecycle),
+ * loop.c (libwebsockets callbacks) and workers.c (handler threads). */
+#ifndef SABIA_HTTP_SERVER_H
+#define SABIA_HTTP_SERVER_H
+
+#include "exchange.h"
+
+#include <libwebsockets.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+/* Bytes of an oversized body read and thrown away so the client can read our
+ * 413 instead of a connection reset; past this the connection is dropped. */
+#define HTTP_DISCARD_MAX (16u * 1024u * 1024u)
+/* Largest slice of a response body handed to lws_write at once. */
+#define HTTP_WRITE_CHUNK (32u * 1024u)
+
+struct exchange_queue {
+    struct exchange *head, *tail;
+};
+
+struct http_server {
+    struct http_server_config cfg;
+    struct router router;
+    struct lws_context *ctx;
+    struct lws_protocols protocols[2];
+    int port;
+
+    /* work: loop -> workers */
+    pthread_mutex_t work_mu;
+    pthread_cond_t work_cv;
+    struct exchange_queue work;
+    bool workers_exit;
+    pthread_t *threads;
+    int nthreads;
+
+    /* done: workers -> loop */
+    pthread_mutex_t done_mu;
+    struct exchange_queue done;
+
+    atomic_bool stop_requested; /* set by http_server_stop (any thread, signals) */
+    bool stopping;              /* loop-only */
+    int inflight;               /* loop-only: exchanges handed to workers, not yet written */
+    int64_t drain_deadline_ms;  /* loop-only */
+    lws_sorted_usec_list_t drain_timer;
+    unsigned char *scratch;     /* loop-only: LWS_PRE + HTTP_WRITE_CHUNK for writes */
+
+    struct metric *m_requests;
+    struct metric *m_duration;
+};
+
+void queue_push(struct exchange_queue *q, struct exchange *ex);
+struct exchange *queue_pop(struct exchange_queue *q);
+
+/* workers.c */
+int workers_start(struct http_server *s);
+/* Hands an exchange to the workers (loop thread). */
+void workers_submit(struct http_server *s, struct exchange *ex);
+void workers_stop(struct http_server *s);
+
+/* loop.c */
+int loop_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len);
+/* Runs a handler and catches the case where it set no response. */
+void exchange_run_handler(struct exchange *ex);
+
+#endif
