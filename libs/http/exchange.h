@@ -67,12 +67,10 @@ void exchange_free(struct exchange *ex);
 
 /* Adds a captured header (name lower-cased, both copied). */
 int request_add_header(struct http_request *r, const char *name, const char *value);
-/* Parses "a=1&b=x%20y" style arguments one at a time (already split by lws). */
+/* Adds one "name=value" query argument as lws hands it over: already split
+ * on '&' and percent- and '+'-decoded by lws, so it is not decoded again. */
 int request_add_query_arg(struct http_request *r, const char *arg);
 /* Sets the correlation id from the captured headers or a new UUIDv7. */
 void request_set_correlation_id(struct http_request *r);
-/* Percent-decodes in place (and '+' to space when `plus`). False on bad escapes
- * or an encoded NUL. */
-bool url_decode(char *s, bool plus);
 
 #endif

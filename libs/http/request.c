@@ -59,37 +59,6 @@ int request_add_header(struct http_request *r, const char *name, const char *val
     return 0;
 }
 
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    c = tolower(c);
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1;
-}
-
-bool url_decode(char *s, bool plus)
-{
-    char *w = s;
-    for (char *p = s; *p; p++) {
-        if (*p == '%') {
-            int hi = hexval((unsigned char)p[1]);
-            int lo = hi < 0 ? -1 : hexval((unsigned char)p[2]);
-            if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
-                return false;
-            *w++ = (char)(hi * 16 + lo);
-            p += 2;
-        } else if (plus && *p == '+') {
-            *w++ = ' ';
-        } else {
-            *w++ = *p;
-        }
-    }
-    *w = '\0';
-    return true;
-}
-
 int request_add_query_arg(struct http_request *r, const char *arg)
 {
     if (r->nquery == HTTP_MAX_QUERY_ARGS)
@@ -101,11 +70,6 @@ int request_add_query_arg(struct http_request *r, const char *arg)
         free(n);
         free(v);
         return -ENOMEM;
-    }
-    if (!url_decode(n, true) || !url_decode(v, true)) {
-        free(n);
-        free(v);
-        return SB_EPARSE;
     }
     r->query[r->nquery++] = (struct kv){n, v};
     return 0;

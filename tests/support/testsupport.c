@@ -22,7 +22,7 @@ const char *ts_env(const char *name)
 {
     const char *v = getenv(name);
     if (v == NULL || *v == '\0')
-        cr_fatal("%s is not set: run this suite through ./sabia test", name);
+        cr_assert_fail("%s is not set: run this suite through ./sabia test", name);
     return v;
 }
 

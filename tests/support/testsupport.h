@@ -1,6 +1,6 @@
 /* testsupport.h - helpers shared by the Criterion suites: the environment
  * that ./sabia test provides, child processes, free ports and HTTP calls.
- * Failures inside these helpers abort the current test with cr_fatal(). */
+ * Failures inside these helpers abort the current test (cr_assert_fail). */
 #ifndef SABIA_TESTSUPPORT_H
 #define SABIA_TESTSUPPORT_H
 
