@@ -341,7 +341,7 @@ static void record(struct http_server *s, struct exchange *ex)
  * close the connection, 0 otherwise. */
 static int on_writeable(struct http_server *s, struct conn *c)
 {
-    struct exchange *ex = c->ex;
+    struct exchange *ex = c ? c->ex : NULL;
     if (!ex || (ex->state != EX_READY && ex->state != EX_WRITING))
         return 0;
     ex->state = EX_WRITING;
@@ -400,6 +400,8 @@ static void drain_done(struct http_server *s)
 
 static void on_closed(struct http_server *s, struct conn *c)
 {
+    if (!c)
+        return; /* closed before any request: lws never allocated our state */
     struct exchange *ex = c->ex;
     c->ex = NULL;
     if (!ex)
@@ -416,11 +418,11 @@ int loop_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
     struct conn *c = user;
     switch (reason) {
     case LWS_CALLBACK_HTTP:
-        return on_http(s, wsi, c, in);
+        return c ? on_http(s, wsi, c, in) : -1;
     case LWS_CALLBACK_HTTP_BODY:
-        return c->ex ? on_body(c->ex, in, len) : -1;
+        return c && c->ex ? on_body(c->ex, in, len) : -1;
     case LWS_CALLBACK_HTTP_BODY_COMPLETION:
-        if (c->ex)
+        if (c && c->ex)
             on_body_complete(s, c->ex);
         return 0;
     case LWS_CALLBACK_HTTP_WRITEABLE:
