@@ -205,6 +205,9 @@ load_env() {
 write_env() {
     [ -f "$DATA/sabia.env" ] && return 0
     local pgport=${SABIA_PG_PORT:-5432} rport=${SABIA_REDIS_PORT:-6379}
+    # A system PostgreSQL or Redis may own the standard ports: take free ones then.
+    port_in_use "$pgport" && pgport=$(free_port)
+    port_in_use "$rport" && rport=$(free_port)
     local owner_pw app_pw redis_pw
     owner_pw=$(random_secret) app_pw=$(random_secret) redis_pw=$(random_secret)
     umask 077
@@ -398,13 +401,17 @@ EOF
 
     say "running tests"
     local rc=0
-    ctest --test-dir "$dir" --output-on-failure -j2 "$@" | tee "$tmp/ctest.log" || rc=$?
-    [ "${PIPESTATUS[0]}" -ne 0 ] && rc=1
-    local passed failed
-    passed=$(grep -cE '^ *[0-9]+/[0-9]+ Test +#[0-9]+: .* +Passed' "$tmp/ctest.log" || true)
-    failed=$(grep -cE '^ *[0-9]+/[0-9]+ Test +#[0-9]+: .*\*\*\*|Failed|Not Run|Timeout' "$tmp/ctest.log" || true)
-    [ "$rc" -eq 0 ] && failed=0
-    echo "tests: $passed passed, $failed failed"
+    ctest --test-dir "$dir" --output-on-failure -j2 "$@" >"$tmp/ctest.log" 2>&1 || rc=$?
+    cat "$tmp/ctest.log"
+    # ctest closes with "N% tests passed, F tests failed out of T".
+    local total failed
+    total=$(sed -n 's/.*tests failed out of \([0-9]*\).*/\1/p' "$tmp/ctest.log" | tail -n 1)
+    failed=$(sed -n 's/.* \([0-9]*\) tests failed out of.*/\1/p' "$tmp/ctest.log" | tail -n 1)
+    if [ -z "$total" ]; then
+        echo "tests: 0 passed, 1 failed"
+        return 1
+    fi
+    echo "tests: $((total - failed)) passed, $failed failed"
     return "$rc"
 }
 
