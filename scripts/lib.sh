@@ -305,7 +305,6 @@ sabia_up() {
     for svc in $SERVICES; do
         printf '  %-11s http://127.0.0.1:%s  (health: /health, metrics: /metrics)\n' "$svc" "$(service_port "$svc")"
     done
-    say "dashboard: http://127.0.0.1:$(service_port webapp)/"
     say "demo login: $(cat "$DATA/demo-login.json")"
     say "logs: $DATA/logs/  stop with: ./sabia down"
 }
