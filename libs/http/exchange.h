@@ -32,6 +32,7 @@ struct http_request {
     struct kv headers[HTTP_MAX_HEADERS];
     int nheaders;
     struct sb_buf body;
+    bool oversize; /* the body was over the route's limit and was dropped */
     char correlation_id[SB_UUID_STRLEN + 32];
     char peer[64];
 };

@@ -67,6 +67,10 @@ int http_server_port(const struct http_server *s);
 
 enum http_route_flags {
     HTTP_ROUTE_INLINE = 1 << 0, /* run on the event loop: must not block */
+    /* Call the handler even when the body is over the limit (it is read and
+     * dropped; see http_request_oversize), so the handler can record the
+     * attempt before answering 413. Otherwise the server answers 413 itself. */
+    HTTP_ROUTE_SEE_OVERSIZE = 1 << 1,
 };
 
 struct http_route_opts {
@@ -108,6 +112,9 @@ const char *http_request_header(const struct http_request *r, const char *name);
 /* The raw body bytes exactly as received (never re-encoded); ptr is
  * NUL-terminated for convenience, len excludes the NUL. Empty when none. */
 struct sb_str http_request_body(const struct http_request *r);
+/* True when the body was over the route's limit and dropped (only seen by
+ * HTTP_ROUTE_SEE_OVERSIZE routes); the body is then empty. */
+bool http_request_oversize(const struct http_request *r);
 /* The correlation id: the client's X-Correlation-Id or X-Request-Id when it is a
  * sane token (≤ 64 of [A-Za-z0-9._-]), else a fresh UUIDv7. Echoed in the response. */
 const char *http_request_correlation_id(const struct http_request *r);

@@ -180,6 +180,18 @@ static long content_length(struct lws *wsi)
     return sb_parse_long(cl, 0, LONG_MAX, &v) == 0 ? v : -1;
 }
 
+/* The body is over the route's limit: it will be read and dropped, then either
+ * answered 413 here or, for HTTP_ROUTE_SEE_OVERSIZE routes, handed to the
+ * handler with an empty body and http_request_oversize() true. */
+static void refuse_oversize(struct exchange *ex)
+{
+    ex->close_after = true;
+    ex->req.oversize = true;
+    if (!(ex->req.route->opts.flags & HTTP_ROUTE_SEE_OVERSIZE))
+        exchange_fail(ex, 413, "payload_too_large", "request body exceeds the limit");
+    ex->state = EX_DISCARDING;
+}
+
 /* A request head has arrived: build its exchange. */
 static int on_http(struct http_server *s, struct lws *wsi, struct conn *c, const char *uri)
 {
@@ -225,9 +237,7 @@ static int on_http(struct http_server *s, struct lws *wsi, struct conn *c, const
         if (ex->state == EX_READY) {
             ex->state = EX_DISCARDING; /* answered already: read and drop the body first */
         } else if (cl > 0 && (size_t)cl > ex->max_body) {
-            exchange_fail(ex, 413, "payload_too_large", "request body exceeds the limit");
-            ex->close_after = true;
-            ex->state = EX_DISCARDING;
+            refuse_oversize(ex);
         } else {
             ex->state = EX_READING;
         }
@@ -246,9 +256,7 @@ static int on_body(struct exchange *ex, const void *in, size_t len)
     int rc = sb_buf_append(&ex->req.body, in, len);
     if (rc == SB_ELIMIT) {
         sb_buf_reset(&ex->req.body);
-        exchange_fail(ex, 413, "payload_too_large", "request body exceeds the limit");
-        ex->close_after = true;
-        ex->state = EX_DISCARDING;
+        refuse_oversize(ex);
         return 0;
     }
     return rc == 0 ? 0 : -1;
@@ -258,7 +266,9 @@ static void on_body_complete(struct http_server *s, struct exchange *ex)
 {
     if (ex->state == EX_DISCARDING) {
         ex->written = 0;
-        ex->state = EX_READY;
+        bool to_handler = ex->req.oversize && ex->req.route &&
+                          (ex->req.route->opts.flags & HTTP_ROUTE_SEE_OVERSIZE);
+        ex->state = to_handler ? EX_READING : EX_READY;
     }
     dispatch(s, ex);
 }

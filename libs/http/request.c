@@ -144,6 +144,11 @@ struct sb_str http_request_body(const struct http_request *r)
     return (struct sb_str){r->body.data, r->body.len};
 }
 
+bool http_request_oversize(const struct http_request *r)
+{
+    return r->oversize;
+}
+
 const char *http_request_correlation_id(const struct http_request *r)
 {
     return r->correlation_id;

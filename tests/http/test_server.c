@@ -81,6 +81,15 @@ static void h_inline(struct http_request *req, struct http_response *res, void *
     http_respond(res, 200, "text/plain", "inline", 6);
 }
 
+static void h_oversize(struct http_request *req, struct http_response *res, void *arg)
+{
+    (void)arg;
+    if (http_request_oversize(req) && http_request_body(req).len == 0)
+        http_respond(res, 413, "text/plain", "recorded", 8);
+    else
+        http_respond(res, 200, "text/plain", "fine", 4);
+}
+
 static void h_bad_header(struct http_request *req, struct http_response *res, void *arg)
 {
     (void)req, (void)arg;
@@ -107,6 +116,7 @@ static void start(void)
     static const char *const capture[] = {"x-hub-signature-256", NULL};
     static const struct http_route_opts small = {.max_body = 1024};
     static const struct http_route_opts inl = {.flags = HTTP_ROUTE_INLINE};
+    static const struct http_route_opts seen = {.flags = HTTP_ROUTE_SEE_OVERSIZE, .max_body = 64};
     GATE.open = false;
     GATE.waiting = 0;
     MET = metrics_new();
@@ -122,6 +132,7 @@ static void start(void)
     cr_assert_eq(http_route(SRV, "GET", "/silent", h_silent, NULL, NULL), 0);
     cr_assert_eq(http_route(SRV, "GET", "/inline", h_inline, NULL, &inl), 0);
     cr_assert_eq(http_route(SRV, "GET", "/badheader", h_bad_header, NULL, NULL), 0);
+    cr_assert_eq(http_route(SRV, "POST", "/seen", h_oversize, NULL, &seen), 0);
     snprintf(BASE, sizeof BASE, "http://127.0.0.1:%d", http_server_port(SRV));
     cr_assert_gt(http_server_port(SRV), 0);
     JOINED = false;
@@ -218,6 +229,21 @@ Test(server, body_limit_per_route)
     cr_assert_eq(post_size("/items/1", HTTP_DEFAULT_MAX_BODY + 1, false), 413);
     /* The server is still fine afterwards. */
     cr_assert_eq(post_size("/small", 10, false), 200);
+}
+
+Test(server, oversize_reaches_handlers_that_ask)
+{
+    char body[200];
+    memset(body, 'y', sizeof body);
+    long st;
+    char *r = ts_http("POST", url("/seen"), NULL, body, 64, &st);
+    cr_assert_eq(st, 200);
+    cr_assert_str_eq(r, "fine");
+    free(r);
+    r = ts_http("POST", url("/seen"), NULL, body, sizeof body, &st);
+    cr_assert_eq(st, 413);
+    cr_assert_str_eq(r, "recorded", "the handler, not the server, answered: %s", r);
+    free(r);
 }
 
 static size_t sink(char *p, size_t s, size_t n, void *u)
