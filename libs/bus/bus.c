@@ -396,3 +396,16 @@ int bus_command(struct bus *b, int argc, const char **argv, const size_t *argvle
 {
     return bus_command_timeout(b, BUS_COMMAND_TIMEOUT_MS, argc, argv, argvlen, reply);
 }
+
+/* ---------------------------------------------------------------- dedicated */
+
+int bus_connect_dedicated(struct bus *b, int timeout_ms, redisContext **out)
+{
+    struct bus_conn c = {.timeout_ms = -1};
+    *out = NULL;
+    int rc = bus_connect(b, &c, sb_mono_ms() + (timeout_ms > 0 ? timeout_ms : 1000));
+    if (rc == 0)
+        *out = c.ctx;
+    return rc;
+}
+

@@ -192,4 +192,33 @@ int bus_stream_autoclaim(struct bus *b, const char *stream, const char *group, c
                          char next_start[BUS_ID_MAX_BYTES + 1], struct bus_entry **out,
                          size_t *n) SB_MUST_USE;
 
+/* ---------------------------------------------------------------- pub/sub */
+
+/* Opens a connection outside the pool, AUTH and SELECT done, for blocking
+ * uses such as SUBSCRIBE. The caller owns it (redisFree). 0 or a negative
+ * code (SB_EUNAVAIL, SB_EAUTH, -ETIMEDOUT). */
+int bus_connect_dedicated(struct bus *b, int timeout_ms, redisContext **out) SB_MUST_USE;
+
+/* PUBLISH; *receivers (may be NULL) gets the number of subscribers reached. */
+int bus_publish(struct bus *b, const char *channel, const char *message, size_t len,
+                long *receivers) SB_MUST_USE;
+
+/* Called on the subscription's thread for every message on the channel.
+ * message is NULL (len 0) right after every (re)connection: messages sent
+ * while disconnected are lost, so a cache should then drop everything. */
+typedef void (*bus_message_fn)(const char *message, size_t len, void *arg);
+
+#define BUS_SUBSCRIBE_MAX_MESSAGE 4096 /* longer messages are ignored */
+
+struct bus_subscription; /* opaque */
+
+/* Subscribes to `channel` on a thread and connection of its own, reconnecting
+ * with backoff (100 ms doubling to 5 s) while Redis is away. Borrows `b`,
+ * which must outlive the subscription; `fn` and `arg` are borrowed too.
+ * NULL on allocation or thread-creation failure. */
+struct bus_subscription *bus_subscribe(struct bus *b, const char *channel, bus_message_fn fn,
+                                       void *arg);
+/* Stops the thread (within about 200 ms) and frees. NULL is a no-op. */
+void bus_subscription_free(struct bus_subscription *s);
+
 #endif
