@@ -160,6 +160,71 @@ void ts_redis_stop(struct ts_redis *r)
     r->pid = 0;
 }
 
+/* Runs `script` with scripts/lib.sh sourced; fails the test on error. */
+static void run_lib(const char *script)
+{
+    const char *root = ts_env("SABIA_SOURCE_DIR");
+    size_t n = strlen(root) * 2 + strlen(script) + 128;
+    char *cmd = malloc(n);
+    cr_assert_not_null(cmd);
+    snprintf(cmd, n, "bash -c 'ROOT=\"%s\"; . \"%s/scripts/lib.sh\"; %s' >/dev/null", root, root,
+             script);
+    int rc = system(cmd);
+    cr_assert_eq(rc, 0, "failed: %s", cmd);
+    free(cmd);
+}
+
+void ts_pg_start(struct ts_pg *pg)
+{
+    memset(pg, 0, sizeof *pg);
+    pg->port = ts_free_port();
+    snprintf(pg->dir, sizeof pg->dir, "%s/pg-%d", ts_env("SABIA_TEST_TMP"), pg->port);
+    char script[2048];
+    snprintf(script, sizeof script,
+             "pg_init %s %d && echo \"fsync = off\" | as_pg tee -a %s/postgresql.auto.conf && "
+             "pg_start %s && pg_bootstrap %s %d sabia ownerpw apppw",
+             pg->dir, pg->port, pg->dir, pg->dir, pg->dir, pg->port);
+    run_lib(script);
+    snprintf(pg->owner_url, sizeof pg->owner_url,
+             "postgresql://sabia_owner:ownerpw@127.0.0.1:%d/sabia", pg->port);
+    snprintf(pg->app_url, sizeof pg->app_url, "postgresql://sabia_app:apppw@127.0.0.1:%d/sabia",
+             pg->port);
+    char *ctl = ts_build_path("apps/sabiactl/sabiactl");
+    char *migrations = ts_source_path("migrations");
+    size_t n = strlen(ctl) + strlen(migrations) + 512;
+    char *cmd = malloc(n);
+    snprintf(cmd, n, "SABIA_ENV_FILE=/nonexistent SABIA_DATABASE_OWNER_URL='%s' %s migrate --dir %s >/dev/null",
+             pg->owner_url, ctl, migrations);
+    cr_assert_eq(system(cmd), 0, "migrations failed on the private cluster");
+    free(cmd);
+    free(ctl);
+    free(migrations);
+}
+
+void ts_pg_stop(struct ts_pg *pg)
+{
+    char script[600];
+    snprintf(script, sizeof script, "pg_stop %s", pg->dir);
+    run_lib(script);
+}
+
+void ts_pg_restart(struct ts_pg *pg)
+{
+    char script[600];
+    snprintf(script, sizeof script, "pg_start %s", pg->dir);
+    run_lib(script);
+}
+
+void ts_pg_destroy(struct ts_pg *pg)
+{
+    if (!pg->dir[0])
+        return;
+    char script[700];
+    snprintf(script, sizeof script, "pg_stop %s; rm -rf %s", pg->dir, pg->dir);
+    run_lib(script);
+    pg->dir[0] = '\0';
+}
+
 static size_t collect(char *ptr, size_t size, size_t nmemb, void *userdata)
 {
     size_t n = size * nmemb;

@@ -40,6 +40,22 @@ struct ts_redis {
 void ts_redis_start(struct ts_redis *r, int port /* 0 = pick a free one */);
 void ts_redis_stop(struct ts_redis *r);
 
+/* A private PostgreSQL cluster on a free port, with the project's roles, the
+ * `sabia` database and every migration applied: for tests that stop and
+ * restart the database. Built with the same functions as ./sabia. */
+struct ts_pg {
+    int port;
+    char dir[256];
+    char owner_url[256]; /* sabia_owner */
+    char app_url[256];   /* sabia_app */
+};
+void ts_pg_start(struct ts_pg *pg);
+void ts_pg_stop(struct ts_pg *pg);
+/* Starts a stopped cluster again on the same port and data. */
+void ts_pg_restart(struct ts_pg *pg);
+/* Stops it and deletes its data. */
+void ts_pg_destroy(struct ts_pg *pg);
+
 /* One HTTP/1.1 request with libcurl. `body` may be NULL. headers is a
  * NULL-terminated list of "Name: value" strings or NULL. Fills *status
  * and returns the response body (heap, NUL-terminated; free()). */

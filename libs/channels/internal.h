@@ -1,0 +1,155 @@
+/* internal.h - helpers shared by the files of libs/channels: failure
+ * reporting, bounded JSON loading, dedup key building and the walkers over
+ * WhatsApp and Instagram payloads (reused by the conversion to internal
+ * messages). Not part of the public API. */
+#ifndef SABIA_CHANNELS_INTERNAL_H
+#define SABIA_CHANNELS_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <jansson.h>
+
+#include "channels.h"
+
+/* ---------------------------------------------------------------- failures */
+
+/* Where a failing step writes its reason and detail (each may be NULL/0). */
+struct channels__err {
+    char *reason;
+    size_t reason_len;
+    char *detail;
+    size_t detail_len;
+};
+
+/* Writes `reason` and the formatted detail into err and returns SB_EPARSE. */
+int channels__fail(struct channels__err *err, const char *reason, const char *fmt, ...)
+    SB_PRINTF(3, 4);
+/* Same with an explicit return code (e.g. -ENOMEM with reason "internal"). */
+int channels__fail_code(struct channels__err *err, int code, const char *reason, const char *fmt,
+                        ...) SB_PRINTF(4, 5);
+
+/* ---------------------------------------------------------------- JSON */
+
+/* Depth check (CHANNELS_MAX_DEPTH), then parse. Requires a non-empty body
+ * whose top level is an object. On success *root is a new reference the
+ * caller releases with json_decref(). Returns 0 or SB_EPARSE ("empty_body",
+ * "too_deep", "invalid_json", "not_object") or -ENOMEM. */
+int channels__json_load(const char *body, size_t len, json_t **root, struct channels__err *err);
+
+/* Checks the envelope shared by Meta payloads: root.object equals `object`
+ * ("wrong_object") and root.entry is a non-empty array ("missing_entry") of
+ * at most CHANNELS_MAX_ITEMS elements ("too_many_items"). On success
+ * *entries borrows root's array. Returns 0 or SB_EPARSE. */
+int channels__json_envelope(const json_t *root, const char *object, const json_t **entries,
+                            struct channels__err *err);
+
+/* `v` as a string when it is a JSON string of 1..CHANNELS_ID_MAX bytes
+ * without control characters (safe inside a dedup key), else NULL. */
+const char *channels__json_id(const json_t *v);
+
+/* ---------------------------------------------------------------- dedup keys */
+
+/* A set of key items under construction (caller-owned storage). */
+struct channels__keys {
+    char **items;
+    size_t n, cap;
+};
+
+void channels__keys_init(struct channels__keys *k);
+void channels__keys_cleanup(struct channels__keys *k);
+/* Adds one formatted item. Returns 0 or -ENOMEM. */
+int channels__keys_addf(struct channels__keys *k, const char *fmt, ...) SB_PRINTF(2, 3);
+/* Adds "<prefix>:h:<sha256 hex of v's canonical JSON (compact, sorted keys)>".
+ * Returns 0 or -ENOMEM. */
+int channels__keys_add_hash(struct channels__keys *k, const char *prefix, const json_t *v);
+/* Moves every item of `src` into `dst` (src ends empty). Returns 0 or -ENOMEM
+ * (then src keeps the items not moved). */
+int channels__keys_merge(struct channels__keys *dst, struct channels__keys *src);
+/* Computes the dedup key as documented in channels.h into out (sorts and
+ * de-duplicates the items). `body` is hashed when there are no items.
+ * Returns 0 or -ENOMEM. */
+int channels__keys_finish(struct channels__keys *k, const char *body, size_t len,
+                          char out[CHANNELS_DEDUP_KEY_MAX]);
+
+/* ---------------------------------------------------------------- walkers */
+
+/* Where an item sits in the payload, for error messages and logs. */
+struct channels__pos {
+    size_t entry, change, index; /* change is unused for Instagram messaging[] */
+};
+
+enum channels__wa_kind {
+    CHANNELS__WA_MESSAGE, /* value.messages[] from a customer; id set */
+    CHANNELS__WA_ECHO,   /* value.messages[] from the business number, or value.message_echoes[]; id
+                            set */
+    CHANNELS__WA_SYSTEM, /* value.messages[] of type "system" (e.g. number changed); id set */
+    CHANNELS__WA_STATUS, /* value.statuses[]; id and status set */
+    CHANNELS__WA_ERROR,  /* value.errors[] (change-level) */
+    CHANNELS__WA_CHANGE, /* a change carrying none of the above (other webhook fields) */
+};
+
+/* One item reported by channels__wa_walk(); pointers borrow from the tree. */
+struct channels__wa_item {
+    enum channels__wa_kind kind;
+    const json_t *entry, *change, *value;
+    const json_t *item; /* the message/status/error object, or the change itself */
+    const char *id;     /* message or status id, else NULL */
+    const char *status; /* statuses only, else NULL */
+    struct channels__pos pos;
+};
+
+/* Called once per item; a non-zero return stops the walk and is returned. */
+typedef int (*channels__wa_visit_fn)(void *ctx, const struct channels__wa_item *it,
+                                     struct channels__err *err);
+
+/* Walks every entry[].changes[].value of a parsed WhatsApp payload (object
+ * "whatsapp_business_account", non-empty entry[]) in payload order. Checks the
+ * shape of what it reports; stops with "too_many_items" after
+ * CHANNELS_MAX_ITEMS items. Returns 0, SB_EPARSE, or a visitor's code. */
+int channels__wa_walk(const json_t *root, channels__wa_visit_fn visit, void *ctx,
+                      struct channels__err *err);
+
+enum channels__ig_kind {
+    CHANNELS__IG_MESSAGE,  /* message from the customer; mid set */
+    CHANNELS__IG_ECHO,     /* message with is_echo; mid set */
+    CHANNELS__IG_DELETED,  /* message with is_deleted; mid set */
+    CHANNELS__IG_EDIT,     /* message_edit; mid set */
+    CHANNELS__IG_REACTION, /* reaction; mid set (the message reacted to) */
+    CHANNELS__IG_POSTBACK, /* postback; mid may be NULL */
+    CHANNELS__IG_READ,     /* read; mid may be NULL (watermark only) */
+    CHANNELS__IG_DELIVERY, /* one per delivery.mids[] element; mid NULL when none */
+    CHANNELS__IG_OTHER,    /* any other messaging/standby event, or an entry.changes[] element */
+};
+
+/* One item reported by channels__ig_walk(); pointers borrow from the tree. */
+struct channels__ig_item {
+    enum channels__ig_kind kind;
+    const json_t *entry;
+    const json_t *event; /* the messaging[] / standby[] / changes[] element */
+    const char *mid;
+    bool standby; /* from entry.standby[] (another app owns the thread) */
+    struct channels__pos pos;
+};
+
+typedef int (*channels__ig_visit_fn)(void *ctx, const struct channels__ig_item *it,
+                                     struct channels__err *err);
+
+/* Walks entry[].messaging[], entry[].standby[] and entry[].changes[] of a
+ * parsed Instagram payload (object "instagram", non-empty entry[]), same
+ * contract as channels__wa_walk(). */
+int channels__ig_walk(const json_t *root, channels__ig_visit_fn visit, void *ctx,
+                      struct channels__err *err);
+
+/* ---------------------------------------------------------------- per channel */
+
+/* Per-channel parts of channels_inspect(): root is a parsed object, keys is
+ * empty on entry and filled with the key items; counts go to *out. */
+int channels__wa_inspect(const json_t *root, struct channels_inspection *out,
+                         struct channels__keys *keys, struct channels__err *err);
+int channels__ig_inspect(const json_t *root, struct channels_inspection *out,
+                         struct channels__keys *keys, struct channels__err *err);
+int channels__web_inspect(const json_t *root, struct channels_inspection *out,
+                          struct channels__keys *keys, struct channels__err *err);
+
+#endif
