@@ -1,7 +1,8 @@
 /* crypto.h - Sabiá's cryptography, on OpenSSL 3: random tokens, SHA-256 and
  * HMAC-SHA256, constant-time comparison, hex/base64 codecs, webhook
  * signatures (Meta's X-Hub-Signature-256 and Standard Webhooks), password
- * hashing with scrypt and sealing secrets at rest with AES-256-GCM.
+ * hashing with scrypt, sealing secrets at rest with AES-256-GCM, subkeys
+ * derived from the master key, and web widget visitor tokens.
  *
  * Every function is thread-safe and allocates nothing unless its comment says
  * so. Functions that fail leave no entries behind on OpenSSL's per-thread
@@ -171,5 +172,58 @@ int crypto_seal(const struct crypto_key *k, const char *aad, const void *plain, 
  * -ENOMEM. *out is NULL after any failure. */
 int crypto_open(const struct crypto_key *k, const char *aad, const uint8_t *blob, size_t n,
                 uint8_t **out, size_t *outlen) SB_MUST_USE;
+
+/* ---------------------------------------------------------------- derived keys */
+
+#define CRYPTO_KEY_LABEL_MAX 1024 /* characters of a crypto_key_derive() label */
+
+/* Derives a 32-byte subkey from the master key for a purpose label:
+ * HMAC-SHA256(master key bytes, label). Different labels give independent
+ * keys, so one master key can serve several purposes without one purpose's
+ * MACs being valid for another. `label` is borrowed and NUL-terminated.
+ * Returns 0, -EINVAL (NULL argument or empty label), SB_ELIMIT (label longer
+ * than CRYPTO_KEY_LABEL_MAX) or -ENOMEM. The caller should wipe `out` after use. */
+int crypto_key_derive(const struct crypto_key *k, const char *label, uint8_t out[32]) SB_MUST_USE;
+
+/* ---------------------------------------------------------------- web widget visitor tokens */
+
+/* A visitor token lets a web widget visitor post to one web channel:
+ *   "v1.<visitor_id>.<expires_unix>.<base64url HMAC, no padding>"
+ * where the HMAC key is crypto_key_derive(k, "visitor-token:" channel_id)
+ * and the MAC covers "v1.<channel_id>.<visitor_id>.<expires_unix>", so a
+ * token is good for one channel only. expires_unix is plain decimal (no sign,
+ * no leading zeros). docs/visitor-tokens.md describes the format. */
+#define CRYPTO_VISITOR_TOKEN_MAX 256 /* characters of a token, NUL excluded */
+#define CRYPTO_VISITOR_ID_MAX    128 /* visitor_id: 1..128 characters of [A-Za-z0-9_-] */
+#define CRYPTO_CHANNEL_ID_MAX    64  /* channel_id: 1..64 characters of [A-Za-z0-9_-] */
+
+/* True when `s` is a valid visitor id (1..CRYPTO_VISITOR_ID_MAX characters of
+ * [A-Za-z0-9_-]); NULL is not. */
+bool crypto_visitor_id_valid(const char *s);
+
+/* Issues a token for visitor_id on channel_id (both borrowed, NUL-terminated;
+ * channel_id is compared byte for byte, so use one spelling, e.g. the
+ * canonical lower-case UUID) that expires at expires_unix (>= 0), into
+ * caller-owned out (CRYPTO_VISITOR_TOKEN_MAX + 1 bytes are always enough).
+ * Returns 0, -EINVAL (NULL argument, bad visitor or channel id, negative
+ * expiry), SB_ELIMIT (outlen too small) or -ENOMEM. */
+int crypto_visitor_token_issue(const struct crypto_key *k, const char *channel_id,
+                               const char *visitor_id, long expires_unix, char *out,
+                               size_t outlen) SB_MUST_USE;
+
+/* Verifies `token` (borrowed) for channel_id at time now_unix. Returns 0 when
+ * valid, copying the visitor id into caller-owned visitor_id_out (outlen
+ * bytes; CRYPTO_VISITOR_ID_MAX + 1 are always enough); SB_EAUTH for a MAC
+ * that does not match (a forged or tampered token, or one issued for another
+ * channel or under another master key); -ETIMEDOUT when the MAC is good but
+ * now_unix > expires_unix; SB_EPARSE for a malformed token (NULL, longer than
+ * CRYPTO_VISITOR_TOKEN_MAX, wrong version or shape, bad visitor id, expiry
+ * or base64url); -EINVAL for NULL k/visitor_id_out or a bad channel id;
+ * SB_ELIMIT when outlen is too small for the visitor id; -ENOMEM. The MAC is
+ * compared in constant time and checked before the expiry. visitor_id_out is
+ * set to "" on any failure (when outlen > 0). */
+int crypto_visitor_token_verify(const struct crypto_key *k, const char *channel_id,
+                                const char *token, long now_unix, char *visitor_id_out,
+                                size_t outlen) SB_MUST_USE;
 
 #endif

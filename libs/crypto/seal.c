@@ -1,5 +1,6 @@
 /* seal.c - secrets at rest: AES-256-GCM under a master key, with a random
- * 96-bit nonce per blob and the caller's context string as associated data. */
+ * 96-bit nonce per blob and the caller's context string as associated data;
+ * and purpose-bound subkeys derived from the same master key. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -47,6 +48,19 @@ void crypto_key_free(struct crypto_key *k)
         return;
     OPENSSL_cleanse(k, sizeof *k);
     free(k);
+}
+
+int crypto_key_derive(const struct crypto_key *k, const char *label, uint8_t out[32])
+{
+    if (!k || !label || !out)
+        return -EINVAL;
+    size_t len = strnlen(label, CRYPTO_KEY_LABEL_MAX + 1);
+    if (len == 0)
+        return -EINVAL;
+    if (len > CRYPTO_KEY_LABEL_MAX)
+        return SB_ELIMIT;
+    struct sb_str part = {label, len};
+    return crypto_hmac_sha256_parts(k->bytes, sizeof k->bytes, &part, 1, out);
 }
 
 /* Checks the aad and returns its length in *len; NULL counts as "". */
