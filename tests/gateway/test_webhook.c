@@ -327,3 +327,26 @@ Test(webhook, concurrent_replays_are_one_event)
     cr_assert_eq(stream_count(&W, r[0].event_id), 1, "handed to the processor once");
     free(body);
 }
+
+Test(webhook, metrics_show_outcomes_and_batches)
+{
+    size_t len;
+    char *body = unique_text_payload(&len);
+    long st;
+    json_decref(post_signed(&W, "whatsapp", W.wa, body, len, &st));
+    const char *wrong[] = {"X-Hub-Signature-256: sha256=00", NULL};
+    json_decref(post_webhook(&W, "whatsapp", W.tenant, W.ws, W.wa, body, len, wrong, &st));
+    char url[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/metrics", W.port);
+    char *text = ts_http("GET", url, NULL, NULL, 0, &st);
+    cr_assert_eq(st, 200);
+    cr_assert(strstr(text, "gateway_webhook_requests_total{source=\"whatsapp\",outcome=\"accepted\"}"),
+              "%s", text);
+    cr_assert(strstr(text, "gateway_webhook_rejections_total{reason=\"malformed_signature\"} 1"),
+              "%s", text);
+    cr_assert(strstr(text, "gateway_commit_batch_rows_count "), "%s", text);
+    cr_assert(strstr(text, "gateway_commit_seconds_bucket"), "%s", text);
+    cr_assert(strstr(text, "gateway_handoff_total{result=\"published\"}"), "%s", text);
+    free(text);
+    free(body);
+}
