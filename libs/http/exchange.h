@@ -14,7 +14,7 @@
 #include "http.h"
 #include "router.h"
 
-struct lws;
+#include <libwebsockets.h>
 
 struct kv {
     char *name;  /* lower-case for headers */
@@ -42,6 +42,7 @@ struct http_response {
     struct sb_buf headers; /* "Name: value\r\n" lines added by the handler */
     struct sb_buf body;
     char content_type[96];
+    int delay_ms; /* hold the response this long before writing it */
 };
 
 enum exchange_state { EX_READING, EX_DISCARDING, EX_QUEUED, EX_READY, EX_WRITING };
@@ -60,6 +61,9 @@ struct exchange {
     size_t written;           /* body bytes already written */
     bool head_written;
     int64_t started_ms;
+    lws_sorted_usec_list_t delay_timer; /* loop-only, armed while a delay runs */
+    bool timer_armed;
+    bool delay_done;
     struct exchange *next;    /* queue link */
 };
 

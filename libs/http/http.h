@@ -135,6 +135,12 @@ int http_respond_json(struct http_response *res, int status, json_t *body);
 /* {"error":{"code":code,"message":message}} with `status`. */
 int http_respond_error(struct http_response *res, int status, const char *code, const char *message);
 
+/* Holds the finished response for `ms` milliseconds (at most HTTP_MAX_DELAY_MS)
+ * before it is written, without occupying a worker meanwhile: the event loop
+ * keeps the timer. For fakes and tests that imitate slow upstreams. */
+#define HTTP_MAX_DELAY_MS 60000
+void http_response_delay(struct http_response *res, int ms);
+
 /* The reason phrase for a status code ("Not Found"), "" when unknown. */
 const char *http_status_text(int status);
 

@@ -140,13 +140,33 @@ void exchange_run_handler(struct exchange *ex)
         ex->res.status = 500;
 }
 
+static void delay_fired(lws_sorted_usec_list_t *sul)
+{
+    struct exchange *ex = lws_container_of(sul, struct exchange, delay_timer);
+    ex->timer_armed = false;
+    ex->delay_done = true;
+    lws_callback_on_writable(ex->wsi);
+}
+
+/* The response is ready: write it now, or after its delay. */
+static void schedule_write(struct http_server *s, struct exchange *ex)
+{
+    if (ex->res.delay_ms > 0 && !ex->delay_done) {
+        ex->timer_armed = true;
+        lws_sul_schedule(s->ctx, 0, &ex->delay_timer, delay_fired,
+                         (lws_usec_t)ex->res.delay_ms * LWS_US_PER_MS);
+        return;
+    }
+    lws_callback_on_writable(ex->wsi);
+}
+
 static void dispatch(struct http_server *s, struct exchange *ex)
 {
     if (ex->state == EX_READY || ex->inline_handler) {
         if (ex->state != EX_READY)
             exchange_run_handler(ex);
         ex->state = EX_READY;
-        lws_callback_on_writable(ex->wsi);
+        schedule_write(s, ex);
         return;
     }
     ex->state = EX_QUEUED;
@@ -352,7 +372,7 @@ static void record(struct http_server *s, struct exchange *ex)
 static int on_writeable(struct http_server *s, struct conn *c)
 {
     struct exchange *ex = c ? c->ex : NULL;
-    if (!ex || (ex->state != EX_READY && ex->state != EX_WRITING))
+    if (!ex || (ex->state != EX_READY && ex->state != EX_WRITING) || ex->timer_armed)
         return 0;
     ex->state = EX_WRITING;
     if (!ex->head_written && write_head(s, ex) != 0)
@@ -385,6 +405,8 @@ static int on_writeable(struct http_server *s, struct conn *c)
 /* Frees an exchange the loop owns, keeping the in-flight count right. */
 static void exchange_release(struct http_server *s, struct exchange *ex)
 {
+    if (ex->timer_armed)
+        lws_sul_cancel(&ex->delay_timer);
     if (ex->counted)
         s->inflight--;
     exchange_free(ex);
@@ -404,7 +426,7 @@ static void drain_done(struct http_server *s)
             continue;
         }
         ex->state = EX_READY;
-        lws_callback_on_writable(ex->wsi);
+        schedule_write(s, ex);
     }
 }
 

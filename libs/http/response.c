@@ -71,6 +71,11 @@ int http_respond_error(struct http_response *res, int status, const char *code, 
     return rc;
 }
 
+void http_response_delay(struct http_response *res, int ms)
+{
+    res->delay_ms = ms < 0 ? 0 : ms > HTTP_MAX_DELAY_MS ? HTTP_MAX_DELAY_MS : ms;
+}
+
 const char *http_status_text(int status)
 {
     switch (status) {

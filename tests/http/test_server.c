@@ -7,6 +7,7 @@
 #include <criterion/criterion.h>
 #include <curl/curl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -90,6 +91,16 @@ static void h_oversize(struct http_request *req, struct http_response *res, void
         http_respond(res, 200, "text/plain", "fine", 4);
 }
 
+static atomic_int DELAYED_STARTED, DELAYED_DONE;
+
+static void h_delayed(struct http_request *req, struct http_response *res, void *arg)
+{
+    (void)req, (void)arg;
+    atomic_fetch_add(&DELAYED_STARTED, 1);
+    http_response_delay(res, 1500);
+    http_respond(res, 200, "text/plain", "late", 4);
+}
+
 static void h_bad_header(struct http_request *req, struct http_response *res, void *arg)
 {
     (void)req, (void)arg;
@@ -133,6 +144,7 @@ static void start(void)
     cr_assert_eq(http_route(SRV, "GET", "/inline", h_inline, NULL, &inl), 0);
     cr_assert_eq(http_route(SRV, "GET", "/badheader", h_bad_header, NULL, NULL), 0);
     cr_assert_eq(http_route(SRV, "POST", "/seen", h_oversize, NULL, &seen), 0);
+    cr_assert_eq(http_route(SRV, "GET", "/delayed", h_delayed, NULL, NULL), 0);
     snprintf(BASE, sizeof BASE, "http://127.0.0.1:%d", http_server_port(SRV));
     cr_assert_gt(http_server_port(SRV), 0);
     JOINED = false;
@@ -299,6 +311,42 @@ Test(server, blocking_handler_does_not_stall_others)
     cr_assert_eq(slow.status, 200);
     cr_assert_str_eq(slow.body, "slow");
     free(slow.body);
+}
+
+static void *delayed_main(void *arg)
+{
+    struct bg_request *b = arg;
+    b->body = ts_http("GET", url(b->path), NULL, NULL, 0, &b->status);
+    atomic_fetch_add(&DELAYED_DONE, 1);
+    return NULL;
+}
+
+Test(server, delayed_responses_hold_no_worker)
+{
+    /* Two workers, twenty delayed responses: all handlers run at once and the
+     * server still answers other requests while every delay is pending. */
+    struct bg_request d[20];
+    atomic_store(&DELAYED_STARTED, 0);
+    atomic_store(&DELAYED_DONE, 0);
+    for (int i = 0; i < 20; i++) {
+        d[i] = (struct bg_request){.path = "/delayed"};
+        pthread_create(&d[i].t, NULL, delayed_main, &d[i]);
+    }
+    for (int i = 0; i < 500 && atomic_load(&DELAYED_STARTED) < 20; i++) {
+        struct timespec ts = {0, 5 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    cr_assert_eq(atomic_load(&DELAYED_STARTED), 20, "handlers were serialised behind delays");
+    long st;
+    free(ts_http("GET", url("/items/3"), NULL, NULL, 0, &st));
+    cr_assert_eq(st, 200);
+    cr_assert_eq(atomic_load(&DELAYED_DONE), 0, "a delayed response came early");
+    for (int i = 0; i < 20; i++) {
+        pthread_join(d[i].t, NULL);
+        cr_assert_eq(d[i].status, 200);
+        cr_assert_str_eq(d[i].body, "late");
+        free(d[i].body);
+    }
 }
 
 Test(server, handler_without_response_is_500)
