@@ -21,6 +21,7 @@
 /* The state of one POST while it is being checked. */
 struct intake {
     struct gateway *gw;
+    char ids[3][SB_UUID_STRLEN]; /* path ids, lower-cased */
     struct http_request *req;
     struct http_response *res;
     const char *source, *tenant_id, *workspace_id, *channel_id;
@@ -226,6 +227,18 @@ static void accept_event(struct intake *in, const struct channels_inspection *in
     http_respond_json(in->res, 200, body);
 }
 
+/* UUIDs compare case-insensitively in PostgreSQL but not in caches and token
+ * MACs: use the canonical lower-case form. Other strings are left alone (and
+ * fail validation). */
+static const char *lower_id(char out[SB_UUID_STRLEN], const char *id)
+{
+    if (!valid_id(id))
+        return id;
+    for (int i = 0; i < SB_UUID_STRLEN; i++)
+        out[i] = (char)tolower((unsigned char)id[i]);
+    return out;
+}
+
 static void intake_init(struct intake *in, struct gateway *gw, struct http_request *req,
                         struct http_response *res)
 {
@@ -234,9 +247,9 @@ static void intake_init(struct intake *in, struct gateway *gw, struct http_reque
     in->req = req;
     in->res = res;
     in->source = http_request_param(req, "source");
-    in->tenant_id = http_request_param(req, "tenant_id");
-    in->workspace_id = http_request_param(req, "workspace_id");
-    in->channel_id = http_request_param(req, "channel_id");
+    in->tenant_id = lower_id(in->ids[0], http_request_param(req, "tenant_id"));
+    in->workspace_id = lower_id(in->ids[1], http_request_param(req, "workspace_id"));
+    in->channel_id = lower_id(in->ids[2], http_request_param(req, "channel_id"));
     in->lctx.correlation_id = http_request_correlation_id(req);
     in->lctx.tenant_id = valid_id(in->tenant_id) ? in->tenant_id : NULL;
     struct event_row *r = &in->row;

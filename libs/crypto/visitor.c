@@ -54,8 +54,12 @@ static int vt_mac(const struct crypto_key *k, const char *channel_id, struct sb_
     int rc = crypto_key_derive(k, label, key);
     if (rc == 0) {
         const struct sb_str parts[] = {
-            sb_str_c(VT_VERSION "."), sb_str_c(channel_id), sb_str_c("."), visitor,
-            sb_str_c("."), exp,
+            sb_str_c(VT_VERSION "."),
+            sb_str_c(channel_id),
+            sb_str_c("."),
+            visitor,
+            sb_str_c("."),
+            exp,
         };
         rc = crypto_hmac_sha256_parts(key, sizeof key, parts, sizeof parts / sizeof parts[0], mac);
     }
@@ -64,8 +68,7 @@ static int vt_mac(const struct crypto_key *k, const char *channel_id, struct sb_
 }
 
 int crypto_visitor_token_issue(const struct crypto_key *k, const char *channel_id,
-                               const char *visitor_id, long expires_unix, char *out,
-                               size_t outlen)
+                               const char *visitor_id, long expires_unix, char *out, size_t outlen)
 {
     size_t vlen = 0;
     if (!k || !out || expires_unix < 0 || !vt_id_valid(channel_id, CRYPTO_CHANNEL_ID_MAX, NULL) ||
@@ -129,8 +132,7 @@ static int vt_split(const char *token, struct vt_parts *p)
     p->exp = (struct sb_str){d1 + 1, (size_t)(d2 - d1 - 1)};
     p->mac = (struct sb_str){d2 + 1, (size_t)(end - d2 - 1)};
     if (!vt_chars_valid(p->visitor.ptr, p->visitor.len, CRYPTO_VISITOR_ID_MAX) ||
-        !vt_parse_exp(p->exp, &p->expires) ||
-        p->mac.len != VT_MAC_CHARS)
+        !vt_parse_exp(p->exp, &p->expires) || p->mac.len != VT_MAC_CHARS)
         return SB_EPARSE;
     return 0;
 }

@@ -26,7 +26,8 @@ static struct crypto_key *key(const char *hex)
 static void issue(const struct crypto_key *k, const char *channel, const char *visitor, long exp,
                   char out[CRYPTO_VISITOR_TOKEN_MAX + 1])
 {
-    int rc = crypto_visitor_token_issue(k, channel, visitor, exp, out, CRYPTO_VISITOR_TOKEN_MAX + 1);
+    int rc =
+        crypto_visitor_token_issue(k, channel, visitor, exp, out, CRYPTO_VISITOR_TOKEN_MAX + 1);
     cr_assert_eq(rc, 0, "issue: %d", rc);
 }
 
@@ -155,8 +156,8 @@ Test(visitor, tampered_tokens_fail, .timeout = 30)
         int rc = verify(k, CHANNEL, bad, 0);
         /* the last character also carries 4 padding bits: a change there may
          * make the base64url non-canonical, which is malformed */
-        cr_assert(rc == SB_EAUTH || (i == strlen(tok) - 1 && rc == SB_EPARSE),
-                  "flip at %zu: %d", i, rc);
+        cr_assert(rc == SB_EAUTH || (i == strlen(tok) - 1 && rc == SB_EPARSE), "flip at %zu: %d", i,
+                  rc);
     }
     /* a MAC from another token of the same channel */
     char other[CRYPTO_VISITOR_TOKEN_MAX + 1];
@@ -173,7 +174,14 @@ Test(visitor, malformed_tokens, .timeout = 30)
     issue(k, CHANNEL, VISITOR, EXP, tok);
     const char *mac = tok + strlen(tok) - 43;
     const char *cases[] = {
-        "", "v1", "v1.", "v1...", "v2.a.1.x", "V1.a.1.x", "v1.a.1", "v1.a.1.x.y",
+        "",
+        "v1",
+        "v1.",
+        "v1...",
+        "v2.a.1.x",
+        "V1.a.1.x",
+        "v1.a.1",
+        "v1.a.1.x.y",
         "v1..1900000000.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
         "v1.a b.1900000000.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
         "v1.a.-1.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
@@ -182,11 +190,11 @@ Test(visitor, malformed_tokens, .timeout = 30)
         "v1.a..AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
         "v1.a.1x.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
         "v1.a.99999999999999999999.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
-        "v1.a.1.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",    /* 42 chars */
-        "v1.a.1.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",  /* 44 chars */
-        "v1.a.1.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",   /* padding */
-        "v1.a.1.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA+",   /* standard alphabet */
-        "v1.a.1.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAB",   /* leftover bits set */
+        "v1.a.1.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",   /* 42 chars */
+        "v1.a.1.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", /* 44 chars */
+        "v1.a.1.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",  /* padding */
+        "v1.a.1.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA+",  /* standard alphabet */
+        "v1.a.1.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAB",  /* leftover bits set */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         cr_assert_eq(verify(k, CHANNEL, cases[i], 0), SB_EPARSE, "case %zu: %s", i, cases[i]);
