@@ -46,6 +46,7 @@ struct http_server_config {
     int header_timeout_s;  /* time allowed to send a request head or body; 0 = 10 */
     int keepalive_timeout_s; /* idle keep-alive connections are closed after this; 0 = 5 */
     int drain_timeout_ms;  /* on stop, how long in-flight requests may take; 0 = 10000 */
+    int max_requests;      /* requests being read or handled at once (lws header pool); 0 = 1024 */
     /* Request headers lws does not know by name (X-Hub-Signature-256, Idempotency-Key, …)
      * are only readable when listed here, lower-case, NULL-terminated. X-Request-Id and
      * X-Correlation-Id are always captured. May be NULL. */

@@ -36,6 +36,10 @@ static void apply_defaults(struct http_server_config *c)
         c->keepalive_timeout_s = 5;
     if (c->drain_timeout_ms <= 0)
         c->drain_timeout_ms = 10000;
+    if (c->max_requests <= 0)
+        c->max_requests = 1024;
+    if (c->max_requests > 65535)
+        c->max_requests = 65535;
     if (!c->service)
         c->service = "sabia";
     if (!c->bind)
@@ -59,7 +63,7 @@ static int create_context(struct http_server *s)
     info.timeout_secs = (unsigned)s->cfg.header_timeout_s;
     info.keepalive_timeout = s->cfg.keepalive_timeout_s;
     info.max_http_header_data = 8192;
-    info.max_http_header_pool = 1024;
+    info.max_http_header_pool = (unsigned short)s->cfg.max_requests;
     info.pt_serv_buf_size = 64 * 1024;
     info.fd_limit_per_thread = 0;
     s->ctx = lws_create_context(&info);
