@@ -124,7 +124,8 @@ void world_start_gateway(struct world *w)
     snprintf(env[4], sizeof env[4], "SABIA_EVENTS_STREAM=%s", w->stream);
     snprintf(env[5], sizeof env[5], "SABIA_GATEWAY_RELAY_AFTER_SECONDS=1");
     snprintf(env[6], sizeof env[6], "SABIA_GATEWAY_RELAY_INTERVAL_MS=200");
-    snprintf(env[7], sizeof env[7], "SABIA_GATEWAY_CACHE_TTL_MS=1000");
+    snprintf(env[7], sizeof env[7], "SABIA_GATEWAY_CACHE_TTL_MS=%d",
+             w->cache_ttl_ms ? w->cache_ttl_ms : 1000);
     snprintf(env[8], sizeof env[8], "SABIA_HTTP_WORKERS=16");
     char *extra[] = {env[0], env[1], env[2], env[3], env[4], env[5], env[6], env[7], env[8], NULL};
     char *bin = ts_build_path("apps/gateway/sabia-gateway");

@@ -22,6 +22,7 @@ struct world {
     char suspended[SB_UUID_STRLEN], suspended_ws[SB_UUID_STRLEN], suspended_wa[SB_UUID_STRLEN];
     char limited[SB_UUID_STRLEN], limited_ws[SB_UUID_STRLEN], limited_wa[SB_UUID_STRLEN];
     char other[SB_UUID_STRLEN], other_ws[SB_UUID_STRLEN], other_wa[SB_UUID_STRLEN];
+    int cache_ttl_ms; /* 0: 1000 */
     pid_t gateway;
     int port;
     char log[512];
