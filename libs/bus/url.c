@@ -34,17 +34,6 @@ static int url_parse_num(const char *s, size_t n, long min, long max, int *out)
     return 0;
 }
 
-static int url_hex(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Percent-decodes s[0..n) into a new string; NULL for an empty input.
  * Rejects bad escapes, decoded NUL bytes and results over the secret limit. */
 static int url_decode(const char *s, size_t n, char **out)
@@ -61,8 +50,8 @@ static int url_decode(const char *s, size_t n, char **out)
     for (size_t i = 0; i < n; i++) {
         char c = s[i];
         if (c == '%') {
-            int hi = i + 2 < n ? url_hex(s[i + 1]) : -1;
-            int lo = i + 2 < n ? url_hex(s[i + 2]) : -1;
+            int hi = i + 2 < n ? sb_hex_value(s[i + 1]) : -1;
+            int lo = i + 2 < n ? sb_hex_value(s[i + 2]) : -1;
             if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
                 free(d);
                 return SB_ECONFIG;

@@ -54,6 +54,9 @@ bool sb_str_eq_c(struct sb_str a, const char *s);
 /* Returns a NUL-terminated heap copy of `s`, or NULL on allocation failure. */
 char *sb_str_dup(struct sb_str s);
 
+/* The value of one hexadecimal digit (either case), or -1. */
+int sb_hex_value(int c);
+
 /* Parses a whole decimal string into a long in [min, max]; no leading
  * whitespace, sign allowed. Returns 0, -EINVAL (not a number) or -ERANGE. */
 int sb_parse_long(const char *s, long min, long max, long *out) SB_MUST_USE;

@@ -87,17 +87,6 @@ void sb_uuid_format(const struct sb_uuid *u, char out[SB_UUID_STRLEN])
     out[o] = '\0';
 }
 
-static int sb_hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 int sb_uuid_parse(const char *s, size_t n, struct sb_uuid *out)
 {
     struct sb_uuid u;

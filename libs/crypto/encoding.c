@@ -23,17 +23,6 @@ int crypto_hex_encode(const void *in, size_t n, char *out, size_t outlen)
     return 0;
 }
 
-static int hex_value(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 int crypto_hex_decode(const char *in, size_t n, uint8_t *out, size_t outcap, size_t *outlen)
 {
     if (n % 2 != 0 || (n > 0 && !in))
@@ -41,8 +30,8 @@ int crypto_hex_decode(const char *in, size_t n, uint8_t *out, size_t outcap, siz
     if (n / 2 > outcap || (n > 0 && !out))
         return SB_ELIMIT;
     for (size_t i = 0; i < n; i += 2) {
-        int hi = hex_value((unsigned char)in[i]);
-        int lo = hex_value((unsigned char)in[i + 1]);
+        int hi = sb_hex_value((unsigned char)in[i]);
+        int lo = sb_hex_value((unsigned char)in[i + 1]);
         if (hi < 0 || lo < 0)
             return SB_EPARSE;
         out[i / 2] = (uint8_t)(hi << 4 | lo);
