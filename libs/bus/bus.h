@@ -221,4 +221,60 @@ struct bus_subscription *bus_subscribe(struct bus *b, const char *channel, bus_m
 /* Stops the thread (within about 200 ms) and frees. NULL is a no-op. */
 void bus_subscription_free(struct bus_subscription *s);
 
+/* ---------------------------------------------------------------- workers */
+
+/* What a worker's handler decides about one entry. */
+enum bus_verdict {
+    BUS_ACK,   /* done: acknowledge */
+    BUS_RETRY, /* leave it pending: it is delivered again after reclaim_idle_ms */
+    BUS_DEAD,  /* never going to work: dead-letter it now with the reason */
+};
+
+/* Called on a worker thread for each entry; `deliveries` counts this one
+ * (1 the first time). Write a reason into `reason` for BUS_RETRY/BUS_DEAD. */
+typedef enum bus_verdict (*bus_worker_fn)(const struct bus_entry *e, unsigned deliveries,
+                                          struct sb_buf *reason, void *arg);
+
+struct bus_worker_config {
+    const char *stream, *group;
+    const char *consumer;       /* unique per process; threads add "-<n>" */
+    int threads;                /* handler threads; each holds a pooled connection while
+                                   blocked reading, so the bus needs more connections */
+    size_t batch;               /* entries per read, default 16 */
+    long block_ms;              /* read wait, default 2000 (also the stop latency) */
+    long reclaim_idle_ms;       /* pending entries idle this long are taken over, default 30000;
+                                   must exceed the longest handler run */
+    long reclaim_interval_ms;   /* default 5000 */
+    unsigned max_deliveries;    /* past this an entry is dead-lettered, default 5 */
+    const char *dead_stream;    /* default "<stream>:dead" */
+    bus_worker_fn fn;
+    /* Optional: told about every dead-lettered entry (e.g. to record why). */
+    void (*on_dead)(const struct bus_entry *e, const char *reason, void *arg);
+    void *arg;
+};
+
+struct bus_worker; /* opaque */
+
+/* Creates the group if needed (from the stream's beginning) and starts the
+ * threads. Strings in cfg are copied; fn/arg borrowed. NULL on bad config or
+ * thread/allocation failure. Redis being down is not an error: the threads
+ * keep trying. */
+struct bus_worker *bus_worker_start(struct bus *b, const struct bus_worker_config *cfg);
+/* Stops the threads after their current entry (within about block_ms). */
+void bus_worker_stop(struct bus_worker *w);
+
+/* ---------------------------------------------------------------- delays */
+
+/* Delayed work in a sorted set scored by due time (Unix ms): deadlines,
+ * retries with backoff, scheduled jobs. Adding an existing member moves it. */
+int bus_delay_add(struct bus *b, const char *key, const char *member, size_t len,
+                  int64_t due_ms) SB_MUST_USE;
+int bus_delay_remove(struct bus *b, const char *key, const char *member, size_t len) SB_MUST_USE;
+/* Atomically removes and returns up to `max` members due at or before now_ms
+ * (a Lua script, so two instances never take the same member). *members is
+ * allocated (free with bus_delay_free); n set. */
+int bus_delay_take_due(struct bus *b, const char *key, int64_t now_ms, size_t max,
+                       char ***members, size_t *n) SB_MUST_USE;
+void bus_delay_free(char **members, size_t n);
+
 #endif
