@@ -228,6 +228,8 @@ enum bus_verdict {
     BUS_ACK,   /* done: acknowledge */
     BUS_RETRY, /* leave it pending: it is delivered again after reclaim_idle_ms */
     BUS_DEAD,  /* never going to work: dead-letter it now with the reason */
+    BUS_DEFER, /* the handler took it over (asynchronous work): it will call
+                  bus_stream_ack itself when done, or leave it to be reclaimed */
 };
 
 /* Called on a worker thread for each entry; `deliveries` counts this one

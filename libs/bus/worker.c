@@ -98,7 +98,8 @@ static void handle(struct bus_worker *w, const struct bus_entry *e, unsigned del
         (void)!bus_stream_ack(w->bus, w->stream, w->group, e->id);
     else if (v == BUS_DEAD)
         dead_letter(w, e, deliveries, reason.len ? reason.data : "rejected by its handler");
-    /* BUS_RETRY: left pending, reclaimed after reclaim_idle_ms. */
+    /* BUS_RETRY: left pending, reclaimed after reclaim_idle_ms.
+     * BUS_DEFER: the handler acknowledges it later itself. */
     sb_buf_cleanup(&reason);
 }
 
