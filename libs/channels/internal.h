@@ -152,4 +152,38 @@ int channels__ig_inspect(const json_t *root, struct channels_inspection *out,
 int channels__web_inspect(const json_t *root, struct channels_inspection *out,
                           struct channels__keys *keys, struct channels__err *err);
 
+/* ---------------------------------------------------------------- conversion */
+
+/* Where converted events go (channels_parse()'s callback). */
+struct channels__conv {
+    channels_parse_fn fn;
+    void *arg;
+};
+
+/* Hands ev to the callback; a MESSAGE is first checked with
+ * domain_message_validate() (failing with reason "internal"). Returns 0, the
+ * callback's non-zero value, or -EINVAL. */
+int channels__emit(struct channels__conv *c, const struct channels_event *ev,
+                   struct channels__err *err);
+
+/* Sets *field to the provider id `id`, or to "sha256:<hex>" of it when it is
+ * longer than DOMAIN_ID_MAX. id NULL leaves *field alone. Returns 0 or -ENOMEM. */
+int channels__set_id(char **field, const char *id);
+/* The same into a fixed DOMAIN_ID_MAX + 1 buffer ("" for NULL). */
+void channels__copy_id(char dst[DOMAIN_ID_MAX + 1], const char *id);
+
+/* Sets *field to s cut at a character boundary to at most max bytes; s NULL
+ * leaves *field alone. Returns 0 or -ENOMEM. */
+int channels__set_text(char **field, const char *s, size_t max);
+
+/* meta[key] = a deep copy of v, when v is not NULL. Returns 0 or -ENOMEM. */
+int channels__meta_copy(json_t *meta, const char *key, const json_t *v);
+/* meta[key] = v (a new reference is taken over). Returns 0 or -ENOMEM. */
+int channels__meta_set(json_t *meta, const char *key, json_t *v);
+
+/* Per-channel conversion of a parsed body (channels_parse()). */
+int channels__wa_convert(const json_t *root, struct channels__conv *c, struct channels__err *err);
+int channels__ig_convert(const json_t *root, struct channels__conv *c, struct channels__err *err);
+int channels__web_convert(const json_t *root, struct channels__conv *c, struct channels__err *err);
+
 #endif

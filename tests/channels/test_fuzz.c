@@ -4,7 +4,9 @@
  * mutations (valid JSON with wrong types, missing or extra members: exercise
  * the walkers and the web rules) and purely random bytes. Each must give 0
  * with a sane key or SB_EPARSE with a documented reason; ASan/UBSan catch the
- * rest. Buffers are allocated at their exact length so over-reads are caught. */
+ * rest. channels_parse() must agree with channels_inspect() on every body
+ * (same verdict, one event per item, every message valid). Buffers are
+ * allocated at their exact length so over-reads are caught. */
 #include <jansson.h>
 
 #include "helpers.h"
@@ -220,6 +222,42 @@ static size_t tree_mutation(uint64_t *s, const struct seed *sd, char *buf)
     return n <= FUZZ_MAX_LEN ? n : 0;
 }
 
+/* Counts channels_parse() events and checks each one's shape. */
+static int count_event(void *arg, const struct channels_event *ev)
+{
+    unsigned *n = arg;
+    (*n)++;
+    switch (ev->kind) {
+    case CHANNELS_EVENT_MESSAGE:
+        cr_assert_eq(domain_message_validate(ev->message, NULL), 0);
+        cr_assert_null(ev->status);
+        break;
+    case CHANNELS_EVENT_STATUS:
+        cr_assert_not_null(ev->status);
+        cr_assert_neq(ev->status->provider_message_id[0], '\0');
+        break;
+    default:
+        cr_assert_not_null(ev->notice);
+    }
+    return 0;
+}
+
+/* channels_parse() agrees with channels_inspect(): same verdict, one event
+ * per inspected item. */
+static void check_parse(enum channel_type t, const char *exact, size_t len, int inspect_rc,
+                        const struct channels_inspection *out, const char *reason)
+{
+    unsigned events = 0;
+    struct channels_parse_error err;
+    int rc = channels_parse(t, exact, len, count_event, &events, &err);
+    cr_assert_eq(rc, inspect_rc, "parse %d (%s) vs inspect %d (%s)", rc, err.reason, inspect_rc,
+                 reason);
+    if (rc == 0)
+        cr_assert_eq(events, out->messages + out->statuses + out->echoes + out->others);
+    else
+        cr_assert_str_eq(err.reason, reason);
+}
+
 static void check_one(const char *buf, size_t len)
 {
     char *exact = malloc(len ? len : 1);
@@ -230,6 +268,7 @@ static void check_one(const char *buf, size_t len)
         char reason[CHANNELS_REASON_MAX], detail[256];
         int rc =
             channels_inspect(t, exact, len, &out, reason, sizeof reason, detail, sizeof detail);
+        check_parse(t, exact, len, rc, &out, reason);
         if (rc == 0) {
             size_t n = strnlen(out.dedup_key, sizeof out.dedup_key);
             cr_assert(n > 0 && n < sizeof out.dedup_key);
