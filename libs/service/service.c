@@ -179,8 +179,10 @@ static int create_parts(struct service *svc, const struct service_def *def)
         return SB_ECONFIG;
     }
     int err = 0;
-    svc->bus = bus_new(sb_config_str(svc->cfg, "SABIA_REDIS_URL"),
-                       (int)sb_config_int(svc->cfg, "SABIA_REDIS_POOL_SIZE"), svc->log, &err);
+    int pool = (int)sb_config_int(svc->cfg, "SABIA_REDIS_POOL_SIZE");
+    if (pool < def->redis_pool_min)
+        pool = def->redis_pool_min;
+    svc->bus = bus_new(sb_config_str(svc->cfg, "SABIA_REDIS_URL"), pool, svc->log, &err);
     if (!svc->bus) {
         sb_log_error(svc->log, NULL, "config: SABIA_REDIS_URL is not valid (%s)", sb_strerror(err));
         return SB_ECONFIG;

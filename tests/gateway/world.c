@@ -78,13 +78,54 @@ static void make_channel(struct world *w, const char *tenant, const char *ws, ch
     new_id(id);
     char *app = secrets ? sealed(id, "app_secret", APP_SECRET) : NULL;
     char *verify = secrets ? sealed(id, "verify_token", VERIFY_TOKEN) : NULL;
-    const char *p[] = {id, tenant, ws, type, status, app, verify};
+    char *access = secrets ? sealed(id, "access_token", ACCESS_TOKEN) : NULL;
+    bool wa = strcmp(type, "whatsapp") == 0, ig = strcmp(type, "instagram") == 0;
+    char account[32];
+    snprintf(account, sizeof account, "1%05d", ts_free_port());
+    const char *p[] = {id, tenant, ws, type, status, app, verify, access,
+                       wa ? account : NULL, ig ? account : NULL, wa ? BUSINESS_PHONE : NULL};
     owner_sql(w->owner_url, tenant,
               "INSERT INTO channels (id, tenant_id, workspace_id, type, status, app_secret_enc, "
-              "verify_token_enc) VALUES ($1, $2, $3, $4, $5, $6::bytea, $7::bytea)",
-              7, p);
+              "verify_token_enc, access_token_enc, phone_number_id, instagram_account_id, "
+              "display_phone_number) VALUES ($1, $2, $3, $4, $5, $6::bytea, $7::bytea, $8::bytea, "
+              "$9, $10, $11)",
+              11, p);
     free(app);
     free(verify);
+    free(access);
+}
+
+/* A retrieval assistant (1 s buffer) with a small FAQ, answering on wa, ig, web. */
+static void make_assistant(struct world *w)
+{
+    char kb[SB_UUID_STRLEN];
+    new_id(w->assistant);
+    new_id(kb);
+    const char *a[] = {w->assistant, w->tenant, w->ws};
+    owner_sql(w->owner_url, w->tenant,
+              "INSERT INTO assistants (id, tenant_id, workspace_id, name, provider, "
+              "message_buffer_seconds, buffer_max_wait_seconds, handoff_auto_resume_seconds) "
+              "VALUES ($1, $2, $3, 'Test assistant', 'retrieval', 1, 5, 3600)",
+              3, a);
+    const char *channels[] = {w->wa, w->ig, w->web};
+    for (int i = 0; i < 3; i++) {
+        const char *l[] = {w->tenant, w->assistant, channels[i]};
+        owner_sql(w->owner_url, w->tenant,
+                  "INSERT INTO assistant_channels (tenant_id, assistant_id, channel_id) "
+                  "VALUES ($1, $2, $3)",
+                  3, l);
+    }
+    const char *k[] = {kb, w->tenant, w->assistant};
+    owner_sql(w->owner_url, w->tenant,
+              "INSERT INTO knowledge_bases (id, tenant_id, assistant_id, name, status, language) "
+              "VALUES ($1, $2, $3, 'FAQ', 'ready', 'english')",
+              3, k);
+    const char *c[] = {w->tenant, kb, w->assistant};
+    owner_sql(w->owner_url, w->tenant,
+              "INSERT INTO knowledge_chunks (tenant_id, knowledge_base_id, assistant_id, ordinal, "
+              "title, content, language) VALUES ($1, $2, $3, 0, 'Orders', "
+              "'Orders ship within two days and arrive in three to five days.', 'english')",
+              3, c);
 }
 
 void world_create(struct world *w, const char *owner_url, const char *app_url,
@@ -105,6 +146,7 @@ void world_create(struct world *w, const char *owner_url, const char *app_url,
     make_channel(w, w->tenant, w->ws, w->web, "web", "active", false);
     make_channel(w, w->tenant, w->ws, w->wa_inactive, "whatsapp", "inactive", true);
     make_channel(w, w->tenant, w->ws, w->wa_no_secret, "whatsapp", "active", false);
+    make_assistant(w);
     make_tenant(w, w->suspended, w->suspended_ws, "suspended", 100, 100);
     make_channel(w, w->suspended, w->suspended_ws, w->suspended_wa, "whatsapp", "active", true);
     make_tenant(w, w->limited, w->limited_ws, "active", 1, 2);

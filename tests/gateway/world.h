@@ -12,6 +12,8 @@
 
 #define APP_SECRET "test_app_secret"
 #define VERIFY_TOKEN "verify-me-123"
+#define ACCESS_TOKEN "test-token"
+#define BUSINESS_PHONE "15550783881"
 
 struct world {
     char owner_url[256], app_url[256], redis_url[256];
@@ -22,6 +24,7 @@ struct world {
     char suspended[SB_UUID_STRLEN], suspended_ws[SB_UUID_STRLEN], suspended_wa[SB_UUID_STRLEN];
     char limited[SB_UUID_STRLEN], limited_ws[SB_UUID_STRLEN], limited_wa[SB_UUID_STRLEN];
     char other[SB_UUID_STRLEN], other_ws[SB_UUID_STRLEN], other_wa[SB_UUID_STRLEN];
+    char assistant[SB_UUID_STRLEN]; /* retrieval provider, answers on wa, ig and web */
     int cache_ttl_ms; /* 0: 1000 */
     pid_t gateway;
     int port;

@@ -1,0 +1,373 @@
+/* answer.c - the GenerateAIResponse worker: job lifecycle, provider choice,
+ * the model call through the libs/llm engine, and what happens when it
+ * completes (on a completion thread, never on the engine's own thread). */
+#include "generate.h"
+
+#include <openssl/crypto.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define GENERATE_MAX_ATTEMPTS 30     /* model outage: about 25 minutes of retries */
+#define GENERATE_BACKOFF_BASE_MS 1000
+#define GENERATE_BACKOFF_CAP_MS 60000
+
+struct gen_completions {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct gen_job *head, *tail;
+    bool stop;
+    pthread_t thread;
+};
+
+struct gen_job *gen_job_new(struct processor *p)
+{
+    struct gen_job *j = calloc(1, sizeof *j);
+    if (!j)
+        return NULL;
+    j->p = p;
+    sb_buf_init(&j->system, GEN_PROMPT_MAX);
+    sb_buf_init(&j->question, 64 * 1024);
+    sb_buf_init(&j->reply, 1024 * 1024);
+    sb_buf_init(&j->dberr, 2048);
+    return j;
+}
+
+void gen_job_free(struct gen_job *j)
+{
+    if (!j)
+        return;
+    if (j->api_key) {
+        OPENSSL_cleanse(j->api_key, strlen(j->api_key));
+        free(j->api_key);
+    }
+    for (size_t i = 0; i < j->ncontext; i++)
+        free((char *)j->context[i].content);
+    free(j->context);
+    sb_buf_cleanup(&j->system);
+    sb_buf_cleanup(&j->question);
+    sb_buf_cleanup(&j->reply);
+    sb_buf_cleanup(&j->dberr);
+    free(j);
+}
+
+int gen_context_reserve(struct gen_job *j, size_t n)
+{
+    if (n <= j->context_cap)
+        return 0;
+    struct llm_message *m = realloc(j->context, n * sizeof *m);
+    if (!m)
+        return -ENOMEM;
+    j->context = m;
+    j->context_cap = n;
+    return 0;
+}
+
+int gen_context_add(struct gen_job *j, const char *role, const char *content)
+{
+    if (j->ncontext == j->context_cap)
+        return SB_ELIMIT;
+    char *copy = strdup(content);
+    if (!copy)
+        return -ENOMEM;
+    j->context[j->ncontext++] = (struct llm_message){role, copy};
+    return 0;
+}
+
+int gen_open_key(struct gen_job *j, const char *bytea_text)
+{
+    size_t n = 0;
+    unsigned char *blob = PQunescapeBytea((const unsigned char *)bytea_text, &n);
+    if (!blob)
+        return -ENOMEM;
+    char aad[96];
+    snprintf(aad, sizeof aad, "assistant:%s:provider_api_key", j->assistant);
+    uint8_t *plain = NULL;
+    size_t plen = 0;
+    int rc = crypto_open(j->p->master, aad, blob, n, &plain, &plen);
+    PQfreemem(blob);
+    if (rc == 0)
+        j->api_key = (char *)plain;
+    return rc;
+}
+
+/* The key and endpoint for the job's provider, from the assistant or the
+ * instance's settings. NULL key when none is configured. */
+static const char *provider_key(const struct gen_job *j)
+{
+    if (j->api_key && *j->api_key)
+        return j->api_key;
+    if (strcmp(j->provider, "openai") == 0 && *j->p->openai_key)
+        return j->p->openai_key;
+    if (strcmp(j->provider, "anthropic") == 0 && *j->p->anthropic_key)
+        return j->p->anthropic_key;
+    return NULL;
+}
+
+static const char *provider_base(const struct gen_job *j)
+{
+    if (j->base_url[0])
+        return j->base_url;
+    const char *b = strcmp(j->provider, "anthropic") == 0 ? j->p->anthropic_base
+                    : strcmp(j->provider, "openai") == 0  ? j->p->openai_base
+                                                          : j->p->compatible_base;
+    return *b ? b : NULL;
+}
+
+bool gen_use_retrieval(const struct gen_job *j)
+{
+    if (strcmp(j->provider, "openai_compatible") == 0)
+        return provider_base(j) == NULL;
+    if (strcmp(j->provider, "openai") == 0 || strcmp(j->provider, "anthropic") == 0)
+        return provider_key(j) == NULL;
+    return true;
+}
+
+static void count(struct processor *p, const char *provider, const char *result)
+{
+    const char *labels[] = {provider, result};
+    metric_add(p->m_replies, labels, 1);
+}
+
+struct handoff {
+    const struct gen_job *j;
+    char reason[600];
+    bool changed;
+};
+
+static int handoff_tx(PGconn *c, void *arg)
+{
+    struct handoff *h = arg;
+    const char *p[] = {h->j->tenant, h->j->conversation, h->reason};
+    PGresult *r = NULL;
+    int rc = db_exec(c,
+                     "UPDATE conversations SET owner = 'human', handoff_at = now(), "
+                     "handoff_reason = $3, buffer_started_at = NULL, buffer_deadline_at = NULL "
+                     "WHERE tenant_id = $1 AND id = $2 AND owner = 'bot' RETURNING id",
+                     3, p, &r, NULL);
+    h->changed = rc == 0 && PQntuples(r) == 1;
+    PQclear(r);
+    return rc;
+}
+
+/* The model refused for good (bad key, no quota, bad request): rather than
+ * leave the customer without an answer, hand the conversation to a person. */
+static void hand_to_human(struct gen_job *j)
+{
+    struct handoff h = {.j = j};
+    snprintf(h.reason, sizeof h.reason, "the AI provider failed: %s (%s)",
+             llm_error_name(j->llm_error), j->llm_message);
+    if (db_tenant_tx(j->p->svc->db, j->tenant, handoff_tx, &h) != 0 || !h.changed)
+        return;
+    struct domain_conversation_summary s = {.id = j->conversation, .channel_id = j->channel,
+                                            .owner = DOMAIN_OWNER_HUMAN,
+                                            .status = DOMAIN_CONVERSATION_OPEN,
+                                            .updated_ms = sb_now_ms()};
+    events_emit(j->p->events, domain_event_envelope(DOMAIN_EVENT_CONVERSATION_UPDATED, j->tenant,
+                                                    sb_now_ms(), j->correlation, NULL,
+                                                    domain_conversation_summary_json(&s)));
+}
+
+/* Runs the finish of a model call, then acknowledges the command. */
+static void complete(struct gen_job *j)
+{
+    struct processor *p = j->p;
+    struct sb_log_ctx lctx = {j->tenant, j->correlation[0] ? j->correlation : NULL};
+    if (j->llm_error == LLM_ERR_SHUTDOWN)
+        return; /* stopping: left pending, another instance (or this one, restarted) reclaims it */
+    if (j->llm_error == LLM_OK) {
+        int rc = gen_finish(j);
+        count(p, j->provider, rc != 0 ? "failed" : j->skip ? "skipped" : "replied");
+        if (rc != 0 && command_retry_later(p, PROC_STREAM_GENERATE, j->tenant, j->conversation,
+                                           j->message, j->correlation, j->attempt + 1, 1000) != 0)
+            sb_log_error(p->svc->log, &lctx, "reply for %s lost: %s", j->message, sb_strerror(rc));
+    } else if ((j->llm_retryable || j->llm_error == LLM_ERR_CIRCUIT_OPEN) &&
+               j->attempt < GENERATE_MAX_ATTEMPTS) {
+        int64_t delay = domain_backoff_ms(j->attempt, GENERATE_BACKOFF_BASE_MS,
+                                          GENERATE_BACKOFF_CAP_MS, (uint32_t)rand());
+        count(p, j->provider, "retry");
+        sb_log_warn(p->svc->log, &lctx, "model call failed (%s), retrying in %lld ms",
+                    llm_error_name(j->llm_error), (long long)delay);
+        if (command_retry_later(p, PROC_STREAM_GENERATE, j->tenant, j->conversation, j->message,
+                                j->correlation, j->attempt + 1, delay) != 0)
+            return; /* Redis is away: leave the entry pending, it is reclaimed later */
+    } else {
+        count(p, j->provider, "failed");
+        sb_log_error(p->svc->log, &lctx, "model call failed for good (%s: %s): handing over",
+                     llm_error_name(j->llm_error), j->llm_message);
+        hand_to_human(j);
+    }
+    (void)!bus_stream_ack(p->svc->bus, PROC_STREAM_GENERATE, PROC_GROUP, j->entry_id);
+}
+
+static void *completion_main(void *arg)
+{
+    struct processor *p = arg;
+    struct gen_completions *q = p->completions;
+    for (;;) {
+        pthread_mutex_lock(&q->mu);
+        while (!q->head && !q->stop)
+            pthread_cond_wait(&q->cv, &q->mu);
+        struct gen_job *j = q->head;
+        if (j) {
+            q->head = j->next;
+            if (!q->head)
+                q->tail = NULL;
+        }
+        pthread_mutex_unlock(&q->mu);
+        if (!j)
+            return NULL;
+        complete(j);
+        gen_job_free(j);
+    }
+}
+
+/* On the LLM engine's thread: copy the result and hand the job over. */
+static void on_llm_done(const struct llm_result *res, void *arg)
+{
+    struct gen_job *j = arg;
+    struct gen_completions *q = j->p->completions;
+    j->llm_error = res->error;
+    j->llm_retryable = res->retryable;
+    snprintf(j->llm_message, sizeof j->llm_message, "%s", res->error_message);
+    if (res->error == LLM_OK) {
+        j->tokens_in = res->tokens_in;
+        j->tokens_out = res->tokens_out;
+        snprintf(j->used_model, sizeof j->used_model, "%s", res->model[0] ? res->model : j->model);
+        if (sb_buf_append_str(&j->reply, res->text) != 0 || j->reply.len == 0) {
+            j->llm_error = LLM_ERR_SERVER; /* empty or oversized answer: try again */
+            j->llm_retryable = true;
+        }
+    }
+    pthread_mutex_lock(&q->mu);
+    if (q->tail)
+        q->tail->next = j;
+    else
+        q->head = j;
+    q->tail = j;
+    pthread_cond_signal(&q->cv);
+    pthread_mutex_unlock(&q->mu);
+}
+
+static int submit(struct gen_job *j)
+{
+    struct processor *p = j->p;
+    enum llm_provider prov = strcmp(j->provider, "anthropic") == 0 ? LLM_ANTHROPIC
+                             : strcmp(j->provider, "openai") == 0  ? LLM_OPENAI
+                                                                   : LLM_OPENAI_COMPATIBLE;
+    const char *model = j->model[0] ? j->model
+                        : prov == LLM_ANTHROPIC ? p->default_model_anthropic
+                                                : p->default_model_openai;
+    snprintf(j->model, sizeof j->model, "%s", model);
+    struct llm_request req = {.provider = prov, .base_url = provider_base(j),
+                              .api_key = provider_key(j), .model = j->model,
+                              .system = j->system.data, .messages = j->context,
+                              .nmessages = j->ncontext, .temperature = j->temperature,
+                              .max_tokens = j->max_tokens, .idempotency_key = j->message};
+    return llm_submit(p->llm, &req, on_llm_done, j);
+}
+
+static void fill_job(struct gen_job *j, const struct bus_entry *e)
+{
+    snprintf(j->entry_id, sizeof j->entry_id, "%s", e->id);
+    snprintf(j->tenant, sizeof j->tenant, "%s", entry_field(e, "tenant_id"));
+    snprintf(j->conversation, sizeof j->conversation, "%s", entry_field(e, "conversation_id"));
+    snprintf(j->message, sizeof j->message, "%s", entry_field(e, "message_id"));
+    snprintf(j->correlation, sizeof j->correlation, "%s", entry_field(e, "correlation_id"));
+    long attempt = 1;
+    if (sb_parse_long(entry_field(e, "attempt"), 1, GENERATE_MAX_ATTEMPTS * 2, &attempt) != 0)
+        attempt = 1;
+    j->attempt = (unsigned)attempt;
+}
+
+static enum bus_verdict on_generate(const struct bus_entry *e, unsigned deliveries,
+                                    struct sb_buf *reason, void *arg)
+{
+    struct processor *p = arg;
+    struct gen_job *j = gen_job_new(p);
+    (void)deliveries;
+    if (!j)
+        return BUS_RETRY;
+    fill_job(j, e);
+    if (!sb_uuid_valid(j->tenant, strlen(j->tenant)) || !sb_uuid_valid(j->message, strlen(j->message)) ||
+        !sb_uuid_valid(j->conversation, strlen(j->conversation))) {
+        (void)!sb_buf_append_str(reason, "GenerateAIResponse without valid ids");
+        gen_job_free(j);
+        return BUS_DEAD;
+    }
+    int rc = gen_prepare(j);
+    enum bus_verdict v = BUS_ACK;
+    struct sb_log_ctx lctx = {j->tenant, j->correlation[0] ? j->correlation : NULL};
+    if (rc != 0) {
+        (void)!sb_buf_append_str(reason, sb_strerror(rc));
+        sb_log_warn(p->svc->log, &lctx, "reply to %s not prepared: %s %s", j->message,
+                    sb_strerror(rc), j->dberr.len ? j->dberr.data : "");
+        v = BUS_RETRY;
+    } else if (j->skip) {
+        count(p, j->provider[0] ? j->provider : "none", "skipped");
+        sb_log_info(p->svc->log, &lctx, "no reply to %s: %s", j->message, j->skip);
+    } else if (gen_use_retrieval(j)) {
+        snprintf(j->used_model, sizeof j->used_model, "retrieval");
+        rc = gen_finish(j);
+        count(p, "retrieval", rc != 0 ? "failed" : j->skip ? "skipped" : "replied");
+        if (rc != 0)
+            sb_log_warn(p->svc->log, &lctx, "reply to %s not stored: %s %s", j->message,
+                        sb_strerror(rc), j->dberr.len ? j->dberr.data : "");
+        v = rc == 0 ? BUS_ACK : BUS_RETRY;
+    } else if (submit(j) == 0) {
+        return BUS_DEFER; /* the job now belongs to the engine and then the completion thread */
+    } else {
+        v = BUS_RETRY;
+    }
+    gen_job_free(j);
+    return v;
+}
+
+int generate_start(struct processor *p)
+{
+    const struct sb_config *cfg = p->svc->cfg;
+    struct gen_completions *q = calloc(1, sizeof *q);
+    if (!q)
+        return -ENOMEM;
+    pthread_mutex_init(&q->mu, NULL);
+    pthread_cond_init(&q->cv, NULL);
+    p->completions = q;
+    if (pthread_create(&q->thread, NULL, completion_main, p) != 0)
+        return -EAGAIN;
+    struct bus_worker_config wc = {
+        .stream = PROC_STREAM_GENERATE,
+        .group = PROC_GROUP,
+        .consumer = p->consumer,
+        .threads = (int)sb_config_int(cfg, "SABIA_PROCESSOR_GENERATE_THREADS"),
+        .batch = 64,
+        /* longer than any model call, retries included */
+        .reclaim_idle_ms = 2 * sb_config_int(cfg, "SABIA_LLM_TIMEOUT_MS") + 10000,
+        .max_deliveries = 5,
+        .fn = on_generate,
+        .arg = p,
+    };
+    p->generate = bus_worker_start(p->svc->bus, &wc);
+    return p->generate ? 0 : -ENOMEM;
+}
+
+/* Stops taking commands; calls still in flight finish with the engine (freed
+ * by the caller afterwards), then the completion thread drains. */
+void generate_stop(struct processor *p)
+{
+    bus_worker_stop(p->generate);
+    p->generate = NULL;
+    struct gen_completions *q = p->completions;
+    if (!q)
+        return;
+    llm_free(p->llm); /* completes every pending call (with LLM_ERR_SHUTDOWN if need be) */
+    p->llm = NULL;
+    pthread_mutex_lock(&q->mu);
+    q->stop = true;
+    pthread_cond_broadcast(&q->cv);
+    pthread_mutex_unlock(&q->mu);
+    pthread_join(q->thread, NULL);
+    pthread_mutex_destroy(&q->mu);
+    pthread_cond_destroy(&q->cv);
+    free(q);
+    p->completions = NULL;
+}

@@ -1,0 +1,44 @@
+/* commands.c - durable commands on Redis streams.
+ *
+ * A command is a stream entry with tenant_id, conversation_id, message_id,
+ * correlation_id and attempt; its one handler is the worker of that stream.
+ * A retry with backoff goes through the sorted set sabia:retry (member: the
+ * command as JSON, with a fresh id so equal retries stay distinct) and comes
+ * back onto its stream when due (schedule.c). */
+#include "processor.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+int command_enqueue(struct processor *p, const char *stream, const char *tenant_id,
+                    const char *conversation_id, const char *message_id,
+                    const char *correlation_id, unsigned attempt)
+{
+    char n[16];
+    snprintf(n, sizeof n, "%u", attempt);
+    const char *fields[] = {"tenant_id", tenant_id, "conversation_id", conversation_id,
+                            "message_id", message_id ? message_id : "",
+                            "correlation_id", correlation_id ? correlation_id : "",
+                            "attempt", n};
+    return bus_stream_add(p->svc->bus, stream, PROC_COMMAND_MAXLEN, 5, fields, NULL);
+}
+
+int command_retry_later(struct processor *p, const char *stream, const char *tenant_id,
+                        const char *conversation_id, const char *message_id,
+                        const char *correlation_id, unsigned attempt, int64_t delay_ms)
+{
+    char id[SB_UUID_STRLEN];
+    if (sb_uuid_v7_str(id) != 0)
+        return -EIO;
+    json_t *cmd = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:i}", "id", id, "stream", stream,
+                            "tenant_id", tenant_id, "conversation_id", conversation_id,
+                            "message_id", message_id ? message_id : "", "correlation_id",
+                            correlation_id ? correlation_id : "", "attempt", (int)attempt);
+    char *text = cmd ? json_dumps(cmd, JSON_COMPACT) : NULL;
+    json_decref(cmd);
+    if (!text)
+        return -ENOMEM;
+    int rc = bus_delay_add(p->svc->bus, PROC_KEY_RETRY, text, strlen(text), sb_now_ms() + delay_ms);
+    free(text);
+    return rc;
+}

@@ -1,0 +1,58 @@
+/* generate.h - internal to sabia-processor: one GenerateAIResponse job as it
+ * goes through prepare (generate.c), the provider call (answer.c) and
+ * finish (reply.c). A job is heap-allocated because a model call completes
+ * on the LLM engine's thread, after the stream handler has returned. */
+#ifndef SABIA_PROCESSOR_GENERATE_H
+#define SABIA_PROCESSOR_GENERATE_H
+
+#include "llm.h"
+#include "processor.h"
+
+#define GEN_PROMPT_MAX (256u * 1024u) /* system prompt with knowledge, bytes */
+
+struct gen_job {
+    struct processor *p;
+    char entry_id[BUS_ID_MAX_BYTES + 1]; /* the command's stream entry, acked at the end */
+    char tenant[SB_UUID_STRLEN], conversation[SB_UUID_STRLEN];
+    char message[SB_UUID_STRLEN];        /* the customer message being answered */
+    char correlation[160];
+    unsigned attempt;
+    /* prepare */
+    const char *skip;                    /* static reason when there is nothing to do */
+    char assistant[SB_UUID_STRLEN], channel[SB_UUID_STRLEN];
+    char provider[24], model[201], base_url[2049], fallback[1024];
+    char *api_key;                       /* decrypted tenant key, wiped on free */
+    double temperature;
+    int max_tokens, context_max;
+    struct sb_buf system;                /* system prompt + personality + knowledge */
+    struct sb_buf question;              /* the unanswered customer text */
+    struct llm_message *context;         /* roles are static strings, contents owned */
+    size_t ncontext, context_cap;
+    /* answer */
+    struct sb_buf reply;
+    char used_model[201];
+    long tokens_in, tokens_out;
+    enum llm_error llm_error;
+    bool llm_retryable;
+    char llm_message[512];
+    struct sb_buf dberr;                 /* the last database error, for the logs */
+    struct gen_job *next;                /* completion queue */
+};
+
+struct gen_job *gen_job_new(struct processor *p);
+void gen_job_free(struct gen_job *j);
+int gen_context_reserve(struct gen_job *j, size_t n) SB_MUST_USE;
+int gen_context_add(struct gen_job *j, const char *role, const char *content) SB_MUST_USE;
+/* Decrypts the assistant's own provider key (bytea text form). */
+int gen_open_key(struct gen_job *j, const char *bytea_text) SB_MUST_USE;
+/* True when the built-in retrieval-only provider answers this job: the
+ * assistant chose it, or no key is configured for its provider. */
+bool gen_use_retrieval(const struct gen_job *j);
+
+/* generate.c: loads everything (and answers at once for retrieval). */
+int gen_prepare(struct gen_job *j) SB_MUST_USE;
+/* reply.c: stores the reply and queues SendToChannel (re-checking that it is
+ * still wanted). 0, or a negative code to retry the job later. */
+int gen_finish(struct gen_job *j) SB_MUST_USE;
+
+#endif

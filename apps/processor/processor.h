@@ -1,0 +1,92 @@
+/* processor.h - internal to sabia-processor: the shared context and the
+ * parts that make up the service.
+ *
+ *   inbound.c   consumes the gateway's wake-ups: stores contacts,
+ *               conversations, messages and status reports (store.c)
+ *   buffer.c    the reply buffer: deadlines in a Redis sorted set, the flush
+ *               that turns a quiet conversation into a GenerateAIResponse
+ *   generate.c  GenerateAIResponse: context, knowledge, provider call
+ *   send.c      SendToChannel: WhatsApp, Instagram, web widget; statuses
+ *   schedule.c  due work: retries with backoff, auto-resume, sweeps that
+ *               re-arm what Redis lost
+ *
+ * Streams and keys (docs/processor.md):
+ *   sabia:events:inbound    gateway wake-ups (group "processor")
+ *   sabia:cmd:generate      GenerateAIResponse commands
+ *   sabia:cmd:send          SendToChannel commands
+ *   <stream>:dead           dead letters of each
+ *   sabia:buffer            reply deadlines, member "<tenant>:<conversation>"
+ *   sabia:retry             delayed commands, member = the command JSON
+ *   sabia:jobs              scheduled jobs (auto-resume), member "resume:<tenant>:<conversation>" */
+#ifndef SABIA_PROCESSOR_H
+#define SABIA_PROCESSOR_H
+
+#include "channels.h"
+#include "crypto.h"
+#include "domain.h"
+#include "events.h"
+#include "service.h"
+
+#define PROC_STREAM_GENERATE "sabia:cmd:generate"
+#define PROC_STREAM_SEND "sabia:cmd:send"
+#define PROC_KEY_BUFFER "sabia:buffer"
+#define PROC_KEY_RETRY "sabia:retry"
+#define PROC_KEY_JOBS "sabia:jobs"
+#define PROC_GROUP "processor"
+#define PROC_COMMAND_MAXLEN 1000000L
+
+struct processor {
+    struct service *svc;         /* borrowed: config, log, metrics, db, bus, http */
+    struct crypto_key *master;
+    struct events *events;
+    char consumer[96];           /* this instance's consumer name */
+    const char *inbound_stream;
+    const char *graph_base_url;  /* e.g. https://graph.facebook.com */
+    const char *graph_version;   /* e.g. v21.0 */
+    const char *instagram_base_url;
+    long send_max_attempts;
+    long context_messages_max;
+    struct bus_worker *inbound, *generate, *send;
+    struct llm *llm;                      /* model calls (generate) */
+    const char *openai_key, *anthropic_key; /* instance-wide keys; "" when none */
+    const char *openai_base, *anthropic_base, *compatible_base; /* "" = provider default */
+    const char *default_model_openai, *default_model_anthropic;
+    struct gen_completions *completions; /* answer.c */
+    struct schedule *schedule;
+    struct metric *m_replies;    /* processor_replies_total{provider,result} */
+    struct metric *m_sends;      /* processor_sends_total{channel,result} */
+};
+
+/* Each part starts its threads and registers its metrics; the matching stop
+ * waits for them. */
+int inbound_start(struct processor *p) SB_MUST_USE;
+void inbound_stop(struct processor *p);
+int generate_start(struct processor *p) SB_MUST_USE;
+void generate_stop(struct processor *p);
+int send_start(struct processor *p) SB_MUST_USE;
+void send_stop(struct processor *p);
+
+struct gen_completions;
+struct schedule;
+struct schedule *schedule_start(struct processor *p);
+void schedule_stop(struct schedule *s);
+
+/* Arms (or moves) a conversation's reply deadline. */
+int buffer_arm(struct processor *p, const char *tenant_id, const char *conversation_id,
+               int64_t deadline_ms) SB_MUST_USE;
+/* Handles one due reply deadline (called by the scheduler). */
+void buffer_flush(struct processor *p, const char *tenant_id, const char *conversation_id);
+
+/* Queues a command on `stream`: {"tenant_id", "conversation_id", "message_id",
+ * "correlation_id", "attempt"} as fields. 0 or a negative code. */
+int command_enqueue(struct processor *p, const char *stream, const char *tenant_id,
+                    const char *conversation_id, const char *message_id,
+                    const char *correlation_id, unsigned attempt) SB_MUST_USE;
+/* Queues the same command again after `delay_ms` (through sabia:retry). */
+int command_retry_later(struct processor *p, const char *stream, const char *tenant_id,
+                        const char *conversation_id, const char *message_id,
+                        const char *correlation_id, unsigned attempt, int64_t delay_ms) SB_MUST_USE;
+/* Reads a field of a stream entry ("" when absent). */
+const char *entry_field(const struct bus_entry *e, const char *name);
+
+#endif
