@@ -61,8 +61,8 @@ struct exchange {
     size_t written;           /* body bytes already written */
     bool head_written;
     int64_t started_ms;
-    lws_sorted_usec_list_t delay_timer; /* loop-only, armed while a delay runs */
-    bool timer_armed;
+    lws_usec_t due_us;        /* loop-only: when a delayed response may be written */
+    bool timer_armed;         /* loop-only: waiting in the server's delay queue */
     bool delay_done;
     struct exchange *next;    /* queue link */
 };

@@ -140,21 +140,75 @@ void exchange_run_handler(struct exchange *ex)
         ex->res.status = 500;
 }
 
+static void arm_delay_timer(struct http_server *s);
+
+/* The head of the delay queue is due: release every due response. */
 static void delay_fired(lws_sorted_usec_list_t *sul)
 {
-    struct exchange *ex = lws_container_of(sul, struct exchange, delay_timer);
+    struct http_server *s = lws_container_of(sul, struct http_server, delay_timer);
+    lws_usec_t now = lws_now_usecs();
+    while (s->delayed.head && s->delayed.head->due_us <= now) {
+        struct exchange *ex = queue_pop(&s->delayed);
+        ex->timer_armed = false;
+        ex->delay_done = true;
+        lws_callback_on_writable(ex->wsi);
+    }
+    arm_delay_timer(s);
+}
+
+static void arm_delay_timer(struct http_server *s)
+{
+    if (!s->delayed.head)
+        return;
+    lws_usec_t now = lws_now_usecs(), due = s->delayed.head->due_us;
+    lws_sul_schedule(s->ctx, 0, &s->delay_timer, delay_fired, due > now ? due - now : 1);
+}
+
+/* Inserts in due order; with equal delays every insertion is an append. */
+static void delay_insert(struct http_server *s, struct exchange *ex)
+{
+    struct exchange **pp = &s->delayed.head;
+    if (s->delayed.tail && s->delayed.tail->due_us <= ex->due_us)
+        pp = &s->delayed.tail->next;
+    else
+        while (*pp && (*pp)->due_us <= ex->due_us)
+            pp = &(*pp)->next;
+    ex->next = *pp;
+    *pp = ex;
+    if (!ex->next)
+        s->delayed.tail = ex;
+    ex->timer_armed = true;
+    if (s->delayed.head == ex)
+        arm_delay_timer(s);
+}
+
+/* A delayed exchange whose connection closed leaves the queue. */
+static void delay_remove(struct http_server *s, struct exchange *ex)
+{
+    struct exchange *prev = NULL;
+    for (struct exchange *it = s->delayed.head; it; prev = it, it = it->next) {
+        if (it != ex)
+            continue;
+        if (prev)
+            prev->next = it->next;
+        else
+            s->delayed.head = it->next;
+        if (s->delayed.tail == it)
+            s->delayed.tail = prev;
+        break;
+    }
     ex->timer_armed = false;
-    ex->delay_done = true;
-    lws_callback_on_writable(ex->wsi);
+    ex->next = NULL;
+    if (!s->delayed.head)
+        lws_sul_cancel(&s->delay_timer);
 }
 
 /* The response is ready: write it now, or after its delay. */
 static void schedule_write(struct http_server *s, struct exchange *ex)
 {
     if (ex->res.delay_ms > 0 && !ex->delay_done) {
-        ex->timer_armed = true;
-        lws_sul_schedule(s->ctx, 0, &ex->delay_timer, delay_fired,
-                         (lws_usec_t)ex->res.delay_ms * LWS_US_PER_MS);
+        ex->due_us = lws_now_usecs() + (lws_usec_t)ex->res.delay_ms * LWS_US_PER_MS;
+        delay_insert(s, ex);
         return;
     }
     lws_callback_on_writable(ex->wsi);
@@ -406,7 +460,7 @@ static int on_writeable(struct http_server *s, struct conn *c)
 static void exchange_release(struct http_server *s, struct exchange *ex)
 {
     if (ex->timer_armed)
-        lws_sul_cancel(&ex->delay_timer);
+        delay_remove(s, ex);
     if (ex->counted)
         s->inflight--;
     exchange_free(ex);

@@ -43,6 +43,11 @@ struct http_server {
     int inflight;               /* loop-only: exchanges handed to workers, not yet written */
     int64_t drain_deadline_ms;  /* loop-only */
     lws_sorted_usec_list_t drain_timer;
+    /* Delayed responses (http_response_delay), in due order: one timer for
+     * the head keeps thousands of delays cheap (lws' own timer list is sorted
+     * by linear insertion). Loop-only. */
+    struct exchange_queue delayed;
+    lws_sorted_usec_list_t delay_timer;
     unsigned char *scratch;     /* loop-only: LWS_PRE + HTTP_WRITE_CHUNK for writes */
 
     struct metric *m_requests;

@@ -349,6 +349,23 @@ Test(server, delayed_responses_hold_no_worker)
     }
 }
 
+Test(server, client_leaving_during_a_delay_is_harmless)
+{
+    for (int i = 0; i < 5; i++) {
+        CURL *c = curl_easy_init();
+        curl_easy_setopt(c, CURLOPT_URL, url("/delayed"));
+        curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 200L);
+        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sink);
+        cr_assert_eq(curl_easy_perform(c), CURLE_OPERATION_TIMEDOUT);
+        curl_easy_cleanup(c);
+    }
+    long st;
+    char *b = ts_http("GET", url("/delayed"), NULL, NULL, 0, &st);
+    cr_assert_eq(st, 200);
+    cr_assert_str_eq(b, "late");
+    free(b);
+}
+
 Test(server, handler_without_response_is_500)
 {
     long st;
