@@ -12,12 +12,15 @@
 #define GENERATE_BACKOFF_BASE_MS 1000
 #define GENERATE_BACKOFF_CAP_MS 60000
 
+#define COMPLETION_MAX_THREADS 64
+
 struct gen_completions {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     struct gen_job *head, *tail;
     bool stop;
-    pthread_t thread;
+    pthread_t threads[COMPLETION_MAX_THREADS];
+    int nthreads;
 };
 
 struct gen_job *gen_job_new(struct processor *p)
@@ -332,8 +335,12 @@ int generate_start(struct processor *p)
     pthread_mutex_init(&q->mu, NULL);
     pthread_cond_init(&q->cv, NULL);
     p->completions = q;
-    if (pthread_create(&q->thread, NULL, completion_main, p) != 0)
-        return -EAGAIN;
+    long want = sb_config_int(cfg, "SABIA_PROCESSOR_COMPLETION_THREADS");
+    for (long i = 0; i < want && i < COMPLETION_MAX_THREADS; i++) {
+        if (pthread_create(&q->threads[i], NULL, completion_main, p) != 0)
+            return -EAGAIN;
+        q->nthreads++;
+    }
     struct bus_worker_config wc = {
         .stream = PROC_STREAM_GENERATE,
         .group = PROC_GROUP,
@@ -365,7 +372,8 @@ void generate_stop(struct processor *p)
     q->stop = true;
     pthread_cond_broadcast(&q->cv);
     pthread_mutex_unlock(&q->mu);
-    pthread_join(q->thread, NULL);
+    for (int i = 0; i < q->nthreads; i++)
+        pthread_join(q->threads[i], NULL);
     pthread_mutex_destroy(&q->mu);
     pthread_cond_destroy(&q->cv);
     free(q);
