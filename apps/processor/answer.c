@@ -258,10 +258,9 @@ static int submit(struct gen_job *j)
     enum llm_provider prov = strcmp(j->provider, "anthropic") == 0 ? LLM_ANTHROPIC
                              : strcmp(j->provider, "openai") == 0  ? LLM_OPENAI
                                                                    : LLM_OPENAI_COMPATIBLE;
-    const char *model = j->model[0] ? j->model
-                        : prov == LLM_ANTHROPIC ? p->default_model_anthropic
-                                                : p->default_model_openai;
-    snprintf(j->model, sizeof j->model, "%s", model);
+    if (!j->model[0])
+        snprintf(j->model, sizeof j->model, "%s",
+                 prov == LLM_ANTHROPIC ? p->default_model_anthropic : p->default_model_openai);
     struct llm_request req = {.provider = prov, .base_url = provider_base(j),
                               .api_key = provider_key(j), .model = j->model,
                               .system = j->system.data, .messages = j->context,
@@ -317,9 +316,11 @@ static enum bus_verdict on_generate(const struct bus_entry *e, unsigned deliveri
             sb_log_warn(p->svc->log, &lctx, "reply to %s not stored: %s %s", j->message,
                         sb_strerror(rc), j->dberr.len ? j->dberr.data : "");
         v = rc == 0 ? BUS_ACK : BUS_RETRY;
-    } else if (submit(j) == 0) {
+    } else if ((rc = submit(j)) == 0) {
         return BUS_DEFER; /* the job now belongs to the engine and then the completion thread */
     } else {
+        sb_log_warn(p->svc->log, &lctx, "model call for %s refused: %s", j->message, sb_strerror(rc));
+        (void)!sb_buf_append_str(reason, sb_strerror(rc));
         v = BUS_RETRY;
     }
     gen_job_free(j);

@@ -39,6 +39,10 @@ static const struct sb_config_spec SETTINGS[] = {
      "default Anthropic model"},
     {"SABIA_LLM_MAX_IN_FLIGHT", SB_CONFIG_INT, "4096", 1, 100000, false, "model calls at once"},
     {"SABIA_LLM_TIMEOUT_MS", SB_CONFIG_INT, "60000", 1000, 600000, false, "one model call"},
+    {"SABIA_LLM_BREAKER_FAILURES", SB_CONFIG_INT, "5", 1, 1000, false,
+     "consecutive failed calls that open an endpoint's circuit"},
+    {"SABIA_LLM_BREAKER_COOLDOWN_MS", SB_CONFIG_INT, "30000", 100, 3600000, false,
+     "how long an open circuit waits before a trial call"},
 };
 
 /* The standard variables win over empty SABIA_ ones (DESIGN.md §5). */
@@ -60,7 +64,7 @@ static int processor_start(struct processor *p, struct service *svc)
         sb_log_error(svc->log, NULL, "config: SABIA_MASTER_KEY must be 64 hex characters");
         return SB_ECONFIG;
     }
-    long blocking = sb_config_int(cfg, "SABIA_PROCESSOR_INBOUND_THREADS") +
+    long blocking = 1 + sb_config_int(cfg, "SABIA_PROCESSOR_INBOUND_THREADS") +
                     sb_config_int(cfg, "SABIA_PROCESSOR_GENERATE_THREADS") +
                     sb_config_int(cfg, "SABIA_PROCESSOR_SEND_THREADS");
     if (blocking + 8 > 32 && blocking + 8 > sb_config_int(cfg, "SABIA_REDIS_POOL_SIZE")) {
@@ -87,6 +91,9 @@ static int processor_start(struct processor *p, struct service *svc)
                                  "Outbound sends by channel and result.", "channel,result");
     struct llm_config lc = {.max_in_flight = (int)sb_config_int(cfg, "SABIA_LLM_MAX_IN_FLIGHT"),
                             .default_timeout_ms = (int)sb_config_int(cfg, "SABIA_LLM_TIMEOUT_MS"),
+                            .breaker_failures = (int)sb_config_int(cfg, "SABIA_LLM_BREAKER_FAILURES"),
+                            .breaker_cooldown_ms =
+                                (int)sb_config_int(cfg, "SABIA_LLM_BREAKER_COOLDOWN_MS"),
                             .log = svc->log, .metrics = svc->metrics};
     p->llm = llm_new(&lc);
     p->events = events_new(svc->bus, sb_config_str(cfg, "SABIA_DOMAIN_EVENTS_STREAM"), 1000000,
@@ -96,6 +103,8 @@ static int processor_start(struct processor *p, struct service *svc)
     int rc = send_start(p);
     if (rc == 0)
         rc = generate_start(p);
+    if (rc == 0)
+        rc = handoff_start(p);
     if (rc == 0)
         rc = inbound_start(p);
     if (rc == 0 && !(p->schedule = schedule_start(p)))
@@ -108,6 +117,7 @@ static void processor_stop(struct processor *p)
 {
     schedule_stop(p->schedule);
     inbound_stop(p);
+    handoff_stop(p);
     generate_stop(p); /* also frees the LLM engine */
     send_stop(p);
     llm_free(p->llm);

@@ -14,6 +14,7 @@
  *   sabia:events:inbound    gateway wake-ups (group "processor")
  *   sabia:cmd:generate      GenerateAIResponse commands
  *   sabia:cmd:send          SendToChannel commands
+ *   sabia:cmd:conversation  take_over / hand_back / close (handoff.c)
  *   <stream>:dead           dead letters of each
  *   sabia:buffer            reply deadlines, member "<tenant>:<conversation>"
  *   sabia:retry             delayed commands, member = the command JSON
@@ -29,6 +30,7 @@
 
 #define PROC_STREAM_GENERATE "sabia:cmd:generate"
 #define PROC_STREAM_SEND "sabia:cmd:send"
+#define PROC_STREAM_CONVERSATION "sabia:cmd:conversation"
 #define PROC_KEY_BUFFER "sabia:buffer"
 #define PROC_KEY_RETRY "sabia:retry"
 #define PROC_KEY_JOBS "sabia:jobs"
@@ -46,7 +48,7 @@ struct processor {
     const char *instagram_base_url;
     long send_max_attempts;
     long context_messages_max;
-    struct bus_worker *inbound, *generate, *send;
+    struct bus_worker *inbound, *generate, *send, *handoff;
     struct llm *llm;                      /* model calls (generate) */
     const char *openai_key, *anthropic_key; /* instance-wide keys; "" when none */
     const char *openai_base, *anthropic_base, *compatible_base; /* "" = provider default */
@@ -65,6 +67,8 @@ int generate_start(struct processor *p) SB_MUST_USE;
 void generate_stop(struct processor *p);
 int send_start(struct processor *p) SB_MUST_USE;
 void send_stop(struct processor *p);
+int handoff_start(struct processor *p) SB_MUST_USE;
+void handoff_stop(struct processor *p);
 
 struct gen_completions;
 struct schedule;

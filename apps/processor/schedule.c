@@ -69,7 +69,7 @@ static void due_retries(struct processor *p)
 
 struct resume {
     const char *tenant, *conversation;
-    bool resumed;
+    bool resumed, answer_now;
 };
 
 static int resume_tx(PGconn *c, void *arg)
@@ -77,12 +77,19 @@ static int resume_tx(PGconn *c, void *arg)
     struct resume *r = arg;
     const char *p[] = {r->tenant, r->conversation};
     PGresult *res = NULL;
+    /* Customer messages the human left unanswered get the bot's reply now. */
     int rc = db_exec(c,
-                     "UPDATE conversations SET owner = 'bot', bot_resume_at = NULL "
+                     "UPDATE conversations SET owner = 'bot', bot_resume_at = NULL, "
+                     "buffer_started_at = CASE WHEN coalesce(last_inbound_at > last_outbound_at, "
+                     "last_inbound_at IS NOT NULL) THEN now() END, "
+                     "buffer_deadline_at = CASE WHEN coalesce(last_inbound_at > last_outbound_at, "
+                     "last_inbound_at IS NOT NULL) THEN now() END "
                      "WHERE tenant_id = $1 AND id = $2 AND owner = 'human' "
-                     "AND bot_resume_at IS NOT NULL AND bot_resume_at <= now() RETURNING id",
+                     "AND bot_resume_at IS NOT NULL AND bot_resume_at <= now() "
+                     "RETURNING buffer_deadline_at IS NOT NULL",
                      2, p, &res, NULL);
     r->resumed = rc == 0 && PQntuples(res) == 1;
+    r->answer_now = r->resumed && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
     PQclear(res);
     return rc;
 }
@@ -90,9 +97,11 @@ static int resume_tx(PGconn *c, void *arg)
 /* The human has been silent long enough: the bot takes the conversation back. */
 static void resume_due(struct processor *p, const char *tenant, const char *conversation)
 {
-    struct resume r = {tenant, conversation, false};
+    struct resume r = {tenant, conversation, false, false};
     if (db_tenant_tx(p->svc->db, tenant, resume_tx, &r) != 0 || !r.resumed)
         return;
+    if (r.answer_now)
+        (void)!buffer_arm(p, tenant, conversation, sb_now_ms());
     struct domain_conversation_summary s = {.id = conversation, .owner = DOMAIN_OWNER_BOT,
                                             .status = DOMAIN_CONVERSATION_OPEN,
                                             .updated_ms = sb_now_ms()};

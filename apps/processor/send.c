@@ -44,6 +44,17 @@ static int claim(PGconn *c, struct send_job *s, const PGresult *r)
         return send_settle_failed(c, s, "handed_off", "a person took the conversation over");
     if (bot && reply_to[0] && strcmp(reply_to, PQgetvalue(r, 0, 14)) != 0)
         return send_settle_failed(c, s, "superseded", "a newer customer message arrived");
+    if (strcmp(PQgetvalue(r, 0, 1), "human") == 0 && strcmp(PQgetvalue(r, 0, 6), "bot") == 0) {
+        /* A person writes (dashboard or API): the bot steps aside. */
+        const char *h[] = {s->tenant, PQgetvalue(r, 0, 5)};
+        int hr = db_exec(c,
+                         "UPDATE conversations SET owner = 'human', handoff_at = now(), "
+                         "handoff_reason = 'a person replied', buffer_started_at = NULL, "
+                         "buffer_deadline_at = NULL WHERE tenant_id = $1 AND id = $2",
+                         2, h, NULL, NULL);
+        if (hr != 0)
+            return hr;
+    }
     long attempts = 0;
     if (db_value_long(r, 0, 3, &attempts) != 0)
         return SB_EDB;
