@@ -1,7 +1,8 @@
 /* schedule.c - due work: reply deadlines, delayed command retries and
  * auto-resume jobs, all taken atomically from Redis sorted sets; plus a
  * periodic sweep of PostgreSQL that re-arms whatever Redis lost (deadlines
- * past due, handoffs due to resume, outbound messages stuck in queued). */
+ * past due, handoffs due to resume, outbound messages stuck in queued) and
+ * closes conversations idle past their assistant's idle_close_seconds. */
 #include "processor.h"
 
 #include <pthread.h>
@@ -125,6 +126,41 @@ static void due_jobs(struct processor *p)
     bus_delay_free(m, n);
 }
 
+struct idle {
+    const char *tenant, *conversation;
+    bool closed;
+};
+
+static int idle_tx(PGconn *c, void *arg)
+{
+    struct idle *k = arg;
+    const char *p[] = {k->tenant, k->conversation};
+    PGresult *r = NULL;
+    int rc = db_exec(c,
+                     "UPDATE conversations SET status = 'closed', closed_at = now(), "
+                     "closed_reason = 'idle', bot_resume_at = NULL, buffer_started_at = NULL, "
+                     "buffer_deadline_at = NULL WHERE tenant_id = $1 AND id = $2 "
+                     "AND status = 'open' RETURNING id",
+                     2, p, &r, NULL);
+    k->closed = rc == 0 && PQntuples(r) == 1;
+    PQclear(r);
+    return rc;
+}
+
+/* Closes a conversation idle past its assistant's idle_close_seconds. */
+static void close_idle(struct processor *p, const char *tenant, const char *conversation)
+{
+    struct idle k = {tenant, conversation, false};
+    if (db_tenant_tx(p->svc->db, tenant, idle_tx, &k) != 0 || !k.closed)
+        return;
+    struct domain_conversation_summary s = {.id = conversation, .owner = DOMAIN_OWNER_BOT,
+                                            .status = DOMAIN_CONVERSATION_CLOSED,
+                                            .closed_reason = "idle", .updated_ms = sb_now_ms()};
+    events_emit(p->events, domain_event_envelope(DOMAIN_EVENT_CONVERSATION_COMPLETED, tenant,
+                                                  sb_now_ms(), NULL, NULL,
+                                                  domain_conversation_summary_json(&s)));
+}
+
 /* PostgreSQL knows what is due even if Redis forgot: arm it again. */
 static void sweep(struct processor *p)
 {
@@ -153,6 +189,11 @@ static void sweep(struct processor *p)
             (void)!command_enqueue(p, PROC_STREAM_SEND, PQgetvalue(r, i, 0), PQgetvalue(r, i, 2),
                                    PQgetvalue(r, i, 1), NULL, 1);
     }
+    PQclear(r);
+    r = NULL;
+    if (db_exec(c, "SELECT tenant_id, id FROM work_idle_conversations(100)", 0, NULL, &r, NULL) == 0)
+        for (int i = 0; i < PQntuples(r); i++)
+            close_idle(p, PQgetvalue(r, i, 0), PQgetvalue(r, i, 1));
     PQclear(r);
     db_release(p->svc->db, c);
 }

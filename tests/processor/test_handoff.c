@@ -105,3 +105,22 @@ Test(handoff, malformed_work_is_dead_lettered_with_its_reason)
     cr_assert(found, "no dead letter with the reason in %s", dead);
     bus_free(b);
 }
+
+Test(handoff, idle_conversations_are_closed)
+{
+    owner_sql("UPDATE assistants SET idle_close_seconds = 1");
+    char phone[16];
+    new_customer(phone);
+    customer_says(phone, "orders?");
+    cr_assert_eq(wait_sends(phone, 1, 20000, NULL, 0), 1);
+    bool closed = false;
+    for (int i = 0; i < 150 && !closed; i++) {
+        char *v = reply_field(phone, "(SELECT c.status || '/' || c.closed_reason FROM conversations c "
+                                     "WHERE c.tenant_id = m.tenant_id AND c.id = m.conversation_id)");
+        closed = v && strcmp(v, "closed/idle") == 0;
+        free(v);
+        if (!closed)
+            sleep_ms(100);
+    }
+    cr_assert(closed, "the idle conversation was not closed (log %s)", PROC_LOG[0]);
+}
