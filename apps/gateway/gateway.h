@@ -48,11 +48,15 @@ void lookup_invalidate(struct lookup *lk, const char *what, size_t len);
 
 /* ---------------------------------------------------------------- rate limit */
 
+struct ratelimit;
+/* Borrows bus. NULL on allocation failure. */
+struct ratelimit *ratelimit_new(struct bus *bus);
+void ratelimit_free(struct ratelimit *rl);
 /* Takes one token from the tenant's bucket (rate per second, burst). 0 when
  * allowed, -EAGAIN when limited (then *retry_after_ms is set), another
  * negative code when Redis could not answer (callers let the request through:
- * ingestion must not stop because Redis is away). */
-int ratelimit_take(struct bus *bus, const char *tenant_id, long rate, long burst,
+ * ingestion must not stop because Redis is away). Thread-safe. */
+int ratelimit_take(struct ratelimit *rl, const char *tenant_id, long rate, long burst,
                    long *retry_after_ms) SB_MUST_USE;
 
 /* ---------------------------------------------------------------- commit */
@@ -124,6 +128,7 @@ struct gateway {
     struct service *svc;
     struct crypto_key *master;
     struct lookup *lookup;
+    struct ratelimit *ratelimit;
     struct committer *committer;
     struct handoff *handoff;
     struct relay *relay;

@@ -40,7 +40,8 @@ static int gateway_start(struct gateway *gw, struct service *svc)
     gw->lookup = lookup_new(svc->db, svc->bus, gw->master,
                             (int)sb_config_int(cfg, "SABIA_GATEWAY_CACHE_TTL_MS"), svc->metrics,
                             svc->log);
-    if (!gw->handoff || !gw->lookup)
+    gw->ratelimit = ratelimit_new(svc->bus);
+    if (!gw->handoff || !gw->lookup || !gw->ratelimit)
         return -ENOMEM;
     gw->committer = committer_new(svc->db, (int)sb_config_int(cfg, "SABIA_GATEWAY_COMMIT_THREADS"),
                                   (int)sb_config_int(cfg, "SABIA_GATEWAY_BATCH_MAX"), gw->handoff,
@@ -61,6 +62,7 @@ static void gateway_stop(struct gateway *gw)
     committer_free(gw->committer);
     handoff_free(gw->handoff);
     lookup_free(gw->lookup);
+    ratelimit_free(gw->ratelimit);
     crypto_key_free(gw->master);
 }
 
@@ -73,6 +75,8 @@ int main(void)
         .extra = SETTINGS,
         .nextra = sizeof SETTINGS / sizeof SETTINGS[0],
         .capture_headers = CAPTURE,
+        .default_workers = "64", /* each waits for its group commit */
+        .redis_pool_min = 16,
     };
     struct service svc;
     struct gateway gw = {0};

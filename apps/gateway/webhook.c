@@ -190,7 +190,7 @@ static bool check_payload(struct intake *in, struct channels_inspection *insp)
 static bool check_rate(struct intake *in)
 {
     long retry_ms = 0;
-    int rc = ratelimit_take(in->gw->svc->bus, in->tenant_id, in->info.rate_per_second,
+    int rc = ratelimit_take(in->gw->ratelimit, in->tenant_id, in->info.rate_per_second,
                             in->info.rate_burst, &retry_ms);
     if (rc == -EAGAIN) {
         char secs[24];

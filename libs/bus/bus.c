@@ -26,7 +26,8 @@ struct bus {
     char where[BUS_HOST_MAX_BYTES + 16]; /* "host:port" or the socket path, for logs */
     struct sb_log *log;
     pthread_mutex_t mu;
-    pthread_cond_t cv;
+    pthread_cond_t cv;        /* a command connection was returned */
+    pthread_cond_t health_cv; /* the health connection was returned */
     /* Guarded by mu: */
     enum bus_state state;
     unsigned gen;         /* bumped at the start of every outage */
@@ -138,7 +139,7 @@ static int bus_checkout(struct bus *b, bool health, int64_t deadline_ms, struct 
         struct timespec ts;
         bus_deadline_ts(deadline_ms, &ts);
         if (sb_mono_ms() >= deadline_ms ||
-            pthread_cond_timedwait(&b->cv, &b->mu, &ts) == ETIMEDOUT) {
+            pthread_cond_timedwait(health ? &b->health_cv : &b->cv, &b->mu, &ts) == ETIMEDOUT) {
             rc = -ETIMEDOUT;
             break;
         }
@@ -151,7 +152,8 @@ static void bus_checkin(struct bus *b, struct bus_conn *c)
 {
     pthread_mutex_lock(&b->mu);
     c->busy = false;
-    pthread_cond_broadcast(&b->cv);
+    /* One connection came back: wake one waiter of its kind, not all of them. */
+    pthread_cond_signal(c == &b->conns[b->npool] ? &b->health_cv : &b->cv);
     pthread_mutex_unlock(&b->mu);
 }
 
@@ -185,26 +187,40 @@ static int bus_ctx_error(const redisContext *ctx, int saved_errno)
     }
 }
 
-/* Runs one command on c->ctx with SIGPIPE blocked in this thread (a write to
- * a peer that went away must not kill the process). NULL on failure. */
-static redisReply *bus_call(struct bus_conn *c, int argc, const char **argv, const size_t *argvlen,
-                            int *saved_errno)
+/* Writes to a peer that went away must not kill the process: SIGPIPE is
+ * blocked around I/O, and one raised meanwhile is consumed before unblocking. */
+static void sigpipe_block(sigset_t *old)
 {
-    sigset_t pipe_set, old;
+    sigset_t pipe_set;
     sigemptyset(&pipe_set);
     sigaddset(&pipe_set, SIGPIPE);
-    pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
-    errno = 0;
-    redisReply *r = redisCommandArgv(c->ctx, argc, argv, argvlen);
-    *saved_errno = errno;
-    if (!r && !sigismember(&old, SIGPIPE)) {
-        sigset_t pending;
+    pthread_sigmask(SIG_BLOCK, &pipe_set, old);
+}
+
+static void sigpipe_restore(const sigset_t *old, bool failed)
+{
+    if (failed && !sigismember(old, SIGPIPE)) {
+        sigset_t pending, pipe_set;
+        sigemptyset(&pipe_set);
+        sigaddset(&pipe_set, SIGPIPE);
         if (sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE)) {
             struct timespec zero = {0, 0};
             (void)sigtimedwait(&pipe_set, NULL, &zero);
         }
     }
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pthread_sigmask(SIG_SETMASK, old, NULL);
+}
+
+/* Runs one command on c->ctx with SIGPIPE blocked. NULL on failure. */
+static redisReply *bus_call(struct bus_conn *c, int argc, const char **argv, const size_t *argvlen,
+                            int *saved_errno)
+{
+    sigset_t old;
+    sigpipe_block(&old);
+    errno = 0;
+    redisReply *r = redisCommandArgv(c->ctx, argc, argv, argvlen);
+    *saved_errno = errno;
+    sigpipe_restore(&old, r == NULL);
     return r;
 }
 
@@ -340,6 +356,7 @@ struct bus *bus_new(const char *url, int pool_size, struct sb_log *log, int *err
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&b->cv, &ca);
+    pthread_cond_init(&b->health_cv, &ca);
     pthread_condattr_destroy(&ca);
     pthread_mutex_init(&b->mu, NULL);
     b->log = log;
@@ -355,6 +372,7 @@ void bus_free(struct bus *b)
         if (b->conns[i].ctx)
             redisFree(b->conns[i].ctx);
     pthread_cond_destroy(&b->cv);
+    pthread_cond_destroy(&b->health_cv);
     pthread_mutex_destroy(&b->mu);
     bus_url_cleanup(&b->url);
     free(b);
@@ -406,6 +424,58 @@ int bus_connect_dedicated(struct bus *b, int timeout_ms, redisContext **out)
     int rc = bus_connect(b, &c, sb_mono_ms() + (timeout_ms > 0 ? timeout_ms : 1000));
     if (rc == 0)
         *out = c.ctx;
+    return rc;
+}
+
+/* ---------------------------------------------------------------- pipelines */
+
+/* Appends every command, then reads every reply: one round trip. */
+static int pipeline_io(struct bus_conn *c, size_t n, const int *argcs, const char **const *argvs,
+                       redisReply **replies, int *saved_errno)
+{
+    sigset_t old;
+    sigpipe_block(&old);
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        if (redisAppendCommandArgv(c->ctx, argcs[i], argvs[i], NULL) != REDIS_OK)
+            rc = SB_EREDIS;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        void *r = NULL;
+        errno = 0;
+        if (redisGetReply(c->ctx, &r) != REDIS_OK)
+            rc = SB_EREDIS;
+        replies[i] = r;
+    }
+    *saved_errno = errno;
+    sigpipe_restore(&old, rc != 0);
+    return rc;
+}
+
+int bus_pipeline(struct bus *b, size_t n, const int *argcs, const char **const *argvs,
+                 redisReply **replies)
+{
+    if (n == 0 || n > BUS_PIPELINE_MAX || !argcs || !argvs || !replies)
+        return -EINVAL;
+    memset(replies, 0, n * sizeof *replies);
+    struct bus_conn *c = NULL;
+    int64_t deadline = sb_mono_ms() + BUS_COMMAND_TIMEOUT_MS;
+    int rc = bus_checkout(b, false, deadline, &c);
+    if (rc != 0)
+        return rc;
+    rc = bus_connect(b, c, deadline);
+    if (rc == 0 && bus_set_timeout(c, BUS_COMMAND_TIMEOUT_MS) != 0)
+        rc = bus_drop(b, c, SB_EUNAVAIL, true, NULL);
+    if (rc == 0) {
+        int err = 0;
+        if (pipeline_io(c, n, argcs, argvs, replies, &err) != 0) {
+            rc = bus_drop(b, c, bus_ctx_error(c->ctx, err), true, NULL);
+            for (size_t i = 0; i < n; i++) {
+                freeReplyObject(replies[i]);
+                replies[i] = NULL;
+            }
+        }
+    }
+    bus_checkin(b, c);
     return rc;
 }
 

@@ -192,6 +192,13 @@ int bus_stream_autoclaim(struct bus *b, const char *stream, const char *group, c
                          char next_start[BUS_ID_MAX_BYTES + 1], struct bus_entry **out,
                          size_t *n) SB_MUST_USE;
 
+/* Sends n commands (argv strings NUL-terminated) on one connection in one
+ * round trip. On 0 every replies[i] is set (an error reply is a reply) and
+ * owned by the caller (freeReplyObject); on failure none is. */
+#define BUS_PIPELINE_MAX 1024
+int bus_pipeline(struct bus *b, size_t n, const int *argcs, const char **const *argvs,
+                 redisReply **replies) SB_MUST_USE;
+
 /* ---------------------------------------------------------------- pub/sub */
 
 /* Opens a connection outside the pool, AUTH and SELECT done, for blocking

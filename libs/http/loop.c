@@ -429,8 +429,11 @@ static int on_writeable(struct http_server *s, struct conn *c)
     if (!ex || (ex->state != EX_READY && ex->state != EX_WRITING) || ex->timer_armed)
         return 0;
     ex->state = EX_WRITING;
-    if (!ex->head_written && write_head(s, ex) != 0)
-        return -1;
+    if (!ex->head_written) {
+        record(s, ex); /* before the client can see the answer */
+        if (write_head(s, ex) != 0)
+            return -1;
+    }
     size_t total = ex->head_only ? 0 : ex->res.body.len;
     if (ex->written < total) {
         size_t n = total - ex->written;
@@ -446,7 +449,6 @@ static int on_writeable(struct http_server *s, struct conn *c)
             return 0;
         }
     }
-    record(s, ex);
     struct lws *wsi = ex->wsi;
     bool close = ex->close_after || s->stopping;
     c->ex = NULL;

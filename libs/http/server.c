@@ -91,7 +91,7 @@ struct http_server *http_server_new(const struct http_server_config *cfg)
         s->m_requests = metrics_counter(s->cfg.metrics, "http_requests_total",
                                         "HTTP requests answered.", "method,route,status");
         s->m_duration = metrics_histogram(s->cfg.metrics, "http_request_duration_seconds",
-                                          "Time from request head to response written.", "route",
+                                          "Time from request head to response ready to write.", "route",
                                           NULL, 0);
     }
     if (!s->scratch || create_context(s) != 0) {

@@ -42,8 +42,12 @@ static int load_config(struct service *svc, const struct service_def *def)
     size_t n = 0;
     if (NCOMMON + 1 + def->nextra > SERVICE_MAX_SETTINGS)
         return -EINVAL;
-    for (size_t i = 0; i < NCOMMON; i++)
-        specs[n++] = COMMON[i];
+    for (size_t i = 0; i < NCOMMON; i++) {
+        specs[n] = COMMON[i];
+        if (def->default_workers && strcmp(specs[n].name, "SABIA_HTTP_WORKERS") == 0)
+            specs[n].default_value = def->default_workers;
+        n++;
+    }
     specs[n++] = (struct sb_config_spec){def->port_var, SB_CONFIG_INT, def->default_port, 1, 65535,
                                          false, "HTTP port of this service"};
     for (size_t i = 0; i < def->nextra; i++)

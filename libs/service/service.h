@@ -21,6 +21,8 @@ struct service_def {
     const struct sb_config_spec *extra; /* the service's own settings; may be NULL */
     size_t nextra;
     const char *const *capture_headers; /* see http_server_config; may be NULL */
+    const char *default_workers; /* default of SABIA_HTTP_WORKERS when not "4" (a service
+                                    whose handlers wait on group commits wants many) */
     int redis_pool_min; /* Redis connections at least, whatever SABIA_REDIS_POOL_SIZE says
                            (services whose workers block on stream reads need one each) */
 };
