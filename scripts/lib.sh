@@ -306,6 +306,7 @@ sabia_up() {
         printf '  %-11s http://127.0.0.1:%s  (health: /health, metrics: /metrics)\n' "$svc" "$(service_port "$svc")"
     done
     say "demo login: $(cat "$DATA/demo-login.json")"
+    say "try the assistant: ./sabia demo 'When will my order arrive?'"
     say "logs: $DATA/logs/  stop with: ./sabia down"
 }
 
@@ -342,6 +343,53 @@ sabia_ctl() {
     ctl="$(build_dir release)/apps/sabiactl/sabiactl"
     [ -x "$ctl" ] || sabia_build release
     SABIA_ENV_FILE="$DATA/sabia.env" exec "$ctl" "$@"
+}
+
+# json_field NAME: the string value of "NAME" in the JSON on stdin (flat objects only).
+json_field() { sed -n "s/.*\"$1\":\"\([^\"]*\)\".*/\1/p"; }
+
+# demo_reply TENANT VISITOR: the newest bot reply to that web visitor, or nothing.
+demo_reply() {
+    local sql="SELECT m.content FROM messages m JOIN conversations c ON c.tenant_id = m.tenant_id
+      AND c.id = m.conversation_id JOIN contacts ct ON ct.tenant_id = c.tenant_id
+      AND ct.id = c.contact_id WHERE ct.external_id = '$2' AND m.sender_type = 'bot'
+      ORDER BY m.created_at DESC LIMIT 1"
+    PGPASSWORD=$SABIA_PG_OWNER_PASSWORD psql -h 127.0.0.1 -p "$SABIA_PG_PORT" -U sabia_owner -d sabia \
+        -XAtq -v ON_ERROR_STOP=1 -c "SELECT set_config('app.tenant_id', '$1', false)" -c "$sql" |
+        sed 1d
+}
+
+# sabia_demo [question]: a website visitor asks the demo assistant through the
+# real path (visitor token, gateway webhook, processor, the retrieval-only
+# provider unless a model key is configured) and the reply is printed.
+sabia_demo() {
+    load_env
+    local question=${1:-"When will my order arrive?"} login tenant ws channel token visitor mid body ctl
+    login=$(cat "$DATA/demo-login.json" 2>/dev/null) || die "run ./sabia up first"
+    tenant=$(json_field tenant_id <<<"$login")
+    ws=$(json_field workspace_id <<<"$login")
+    channel=$(json_field channel_id <<<"$login")
+    visitor="demo_$(random_secret | head -c 12)"
+    mid="m_$(random_secret | head -c 12)"
+    ctl="$(build_dir release)/apps/sabiactl/sabiactl"
+    token=$(SABIA_ENV_FILE="$DATA/sabia.env" "$ctl" channel visitor-token --tenant "$tenant" \
+        --id "$channel" --visitor "$visitor" | json_field token)
+    [ -n "$token" ] || die "could not issue a visitor token"
+    say "visitor: $question"
+    question=$(printf '%s' "$question" | sed 's/\\/\\\\/g; s/"/\\"/g')
+    body="{\"visitor_id\":\"$visitor\",\"message_id\":\"$mid\",\"type\":\"text\",\"text\":\"$question\"}"
+    curl -fsS -X POST -H "X-Sabia-Visitor-Token: $token" -H 'Content-Type: application/json' \
+        --data-binary "$body" \
+        "http://127.0.0.1:$(service_port gateway)/v1/webhook/web/$tenant/$ws/$channel" >/dev/null ||
+        die "the gateway refused the message (see $DATA/logs/gateway.log)"
+    local i reply=""
+    for i in $(seq 1 150); do
+        reply=$(demo_reply "$tenant" "$visitor")
+        [ -n "$reply" ] && break
+        sleep 0.1
+    done
+    [ -n "$reply" ] || die "no reply yet (see $DATA/logs/processor.log)"
+    say "assistant: $reply"
 }
 
 sabia_logs() {
