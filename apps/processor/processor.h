@@ -18,7 +18,8 @@
  *   <stream>:dead           dead letters of each
  *   sabia:buffer            reply deadlines, member "<tenant>:<conversation>"
  *   sabia:retry             delayed commands, member = the command JSON
- *   sabia:jobs              scheduled jobs (auto-resume), member "resume:<tenant>:<conversation>" */
+ *   sabia:jobs              scheduled jobs: "resume:<tenant>:<conversation>",
+ *                           "job:<tenant>:<scheduled_jobs.id>" (follow-ups) */
 #ifndef SABIA_PROCESSOR_H
 #define SABIA_PROCESSOR_H
 
@@ -80,6 +81,21 @@ int buffer_arm(struct processor *p, const char *tenant_id, const char *conversat
                int64_t deadline_ms) SB_MUST_USE;
 /* Handles one due reply deadline (called by the scheduler). */
 void buffer_flush(struct processor *p, const char *tenant_id, const char *conversation_id);
+
+/* followup.c. Inside a tenant transaction, after a bot reply was sent:
+ * schedules (or pushes back) the conversation's follow-up when its assistant
+ * has one configured; *out gets the job (job_id "" when none). */
+struct followup_armed {
+    char job_id[SB_UUID_STRLEN];
+    int64_t due_ms;
+};
+int followup_schedule(PGconn *c, const char *tenant, const char *conversation,
+                      const char *message, struct followup_armed *out) SB_MUST_USE;
+/* After the commit: arms the job in Redis and announces followup.scheduled. */
+void followup_armed(struct processor *p, const char *tenant, const char *conversation,
+                    const struct followup_armed *a);
+/* Runs one due follow-up job. */
+void followup_run(struct processor *p, const char *tenant, const char *job);
 
 /* Queues a command on `stream`: {"tenant_id", "conversation_id", "message_id",
  * "correlation_id", "attempt"} as fields. 0 or a negative code. */

@@ -120,9 +120,12 @@ static void due_jobs(struct processor *p)
     size_t n = 0;
     if (bus_delay_take_due(p->svc->bus, PROC_KEY_JOBS, sb_now_ms(), SCHEDULE_TAKE, &m, &n) != 0)
         return;
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         if (strncmp(m[i], "resume:", 7) == 0 && split_member(m[i] + 7, t, c))
             resume_due(p, t, c);
+        else if (strncmp(m[i], "job:", 4) == 0 && split_member(m[i] + 4, t, c))
+            followup_run(p, t, c);
+    }
     bus_delay_free(m, n);
 }
 
@@ -189,6 +192,12 @@ static void sweep(struct processor *p)
             (void)!command_enqueue(p, PROC_STREAM_SEND, PQgetvalue(r, i, 0), PQgetvalue(r, i, 2),
                                    PQgetvalue(r, i, 1), NULL, 1);
     }
+    PQclear(r);
+    r = NULL;
+    if (db_exec(c, "SELECT tenant_id, id, kind FROM work_due_jobs(100)", 0, NULL, &r, NULL) == 0)
+        for (int i = 0; i < PQntuples(r); i++)
+            if (strcmp(PQgetvalue(r, i, 2), "followup") == 0)
+                followup_run(p, PQgetvalue(r, i, 0), PQgetvalue(r, i, 1));
     PQclear(r);
     r = NULL;
     if (db_exec(c, "SELECT tenant_id, id FROM work_idle_conversations(100)", 0, NULL, &r, NULL) == 0)

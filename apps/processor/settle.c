@@ -81,6 +81,7 @@ struct outcome {
     char code[32];
     char reason[2001];
     int64_t retry_ms;
+    struct followup_armed followup;
 };
 
 static int settle_tx(PGconn *c, void *arg)
@@ -93,6 +94,7 @@ static int settle_tx(PGconn *c, void *arg)
     char *extra_text = extra ? json_dumps(extra, JSON_COMPACT) : NULL;
     json_decref(extra);
     char next[32] = "";
+    PGresult *r = NULL;
     if (o->retry_ms > 0)
         snprintf(next, sizeof next, "%lld", (long long)(sb_now_ms() + o->retry_ms));
     const char *p[] = {s->tenant, s->message, o->status,
@@ -107,9 +109,14 @@ static int settle_tx(PGconn *c, void *arg)
                      "next_attempt_at = to_timestamp($7::bigint / 1000.0), "
                      "metadata = CASE WHEN $8 = '[]' THEN metadata "
                      "ELSE metadata || jsonb_build_object('extra_provider_ids', $8::jsonb) END "
-                     "WHERE tenant_id = $1 AND id = $2 AND status = 'processing'",
-                     8, p, NULL, NULL);
+                     "WHERE tenant_id = $1 AND id = $2 AND status = 'processing' "
+                     "RETURNING sender_type = 'bot' AND NOT metadata ? 'followup_job_id'",
+                     8, p, &r, NULL);
     free(extra_text);
+    bool bot_reply = rc == 0 && PQntuples(r) == 1 && strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+    PQclear(r);
+    if (rc == 0 && bot_reply && strcmp(o->status, "sent") == 0)
+        rc = followup_schedule(c, s->tenant, s->conversation, s->message, &o->followup);
     return rc;
 }
 
@@ -151,6 +158,7 @@ int send_settle(struct send_job *s)
         sb_log_warn(s->p->svc->log, NULL, "message %s: retry not scheduled; the sweep will", s->message);
     if (exhausted)
         dead_letter(s, &o);
+    followup_armed(s->p, s->tenant, s->conversation, &o.followup);
     if (strcmp(o.status, "queued") != 0)
         emit(s, r->ok ? DOMAIN_STATUS_SENT : DOMAIN_STATUS_FAILED, o.code, o.reason);
     const char *labels[] = {s->type, o.status};

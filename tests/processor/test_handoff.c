@@ -124,3 +124,18 @@ Test(handoff, idle_conversations_are_closed)
     }
     cr_assert(closed, "the idle conversation was not closed (log %s)", PROC_LOG[0]);
 }
+
+Test(handoff, a_quiet_customer_gets_one_follow_up)
+{
+    owner_sql("UPDATE assistants SET config = '{\"followup_after_seconds\": 2, "
+              "\"followup_text\": \"Anything else I can help with?\"}'");
+    char phone[16], last[1024] = "";
+    new_customer(phone);
+    customer_says(phone, "orders?");
+    cr_assert_eq(wait_sends(phone, 1, 20000, NULL, 0), 1);
+    cr_assert_eq(wait_sends(phone, 2, 20000, last, sizeof last), 2, "no follow-up (log %s)",
+                 PROC_LOG[0]);
+    cr_assert_str_eq(last, "Anything else I can help with?");
+    sleep_ms(4000);
+    cr_assert_eq(sends_to(phone, NULL, 0), 2, "the follow-up was repeated");
+}
