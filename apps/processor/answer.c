@@ -79,19 +79,9 @@ int gen_context_add(struct gen_job *j, const char *role, const char *content)
 
 int gen_open_key(struct gen_job *j, const char *bytea_text)
 {
-    size_t n = 0;
-    unsigned char *blob = PQunescapeBytea((const unsigned char *)bytea_text, &n);
-    if (!blob)
-        return -ENOMEM;
     char aad[96];
     snprintf(aad, sizeof aad, "assistant:%s:provider_api_key", j->assistant);
-    uint8_t *plain = NULL;
-    size_t plen = 0;
-    int rc = crypto_open(j->p->master, aad, blob, n, &plain, &plen);
-    PQfreemem(blob);
-    if (rc == 0)
-        j->api_key = (char *)plain;
-    return rc;
+    return proc_open_secret(j->p->master, bytea_text, aad, &j->api_key);
 }
 
 /* The key and endpoint for the job's provider, from the assistant or the

@@ -1,4 +1,5 @@
-/* commands.c - durable commands on Redis streams.
+/* commands.c - durable commands on Redis streams (and the secret opener the
+ * command handlers share).
  *
  * A command is a stream entry with tenant_id, conversation_id, message_id,
  * correlation_id and attempt; its one handler is the worker of that stream.
@@ -40,5 +41,22 @@ int command_retry_later(struct processor *p, const char *stream, const char *ten
         return -ENOMEM;
     int rc = bus_delay_add(p->svc->bus, PROC_KEY_RETRY, text, strlen(text), sb_now_ms() + delay_ms);
     free(text);
+    return rc;
+}
+
+int proc_open_secret(const struct crypto_key *k, const char *bytea_text, const char *aad,
+                     char **out)
+{
+    size_t n = 0;
+    *out = NULL;
+    unsigned char *blob = PQunescapeBytea((const unsigned char *)bytea_text, &n);
+    if (!blob)
+        return -ENOMEM;
+    uint8_t *plain = NULL;
+    size_t plen = 0;
+    int rc = crypto_open(k, aad, blob, n, &plain, &plen);
+    PQfreemem(blob);
+    if (rc == 0)
+        *out = (char *)plain; /* crypto_open NUL-terminates */
     return rc;
 }

@@ -47,10 +47,7 @@ static int hand_back(PGconn *c, struct conv_cmd *k)
     /* Unanswered customer messages: anything inbound after the last outbound. */
     int rc = db_exec(c,
                      "UPDATE conversations SET owner = 'bot', bot_resume_at = NULL, "
-                     "buffer_started_at = CASE WHEN coalesce(last_inbound_at > last_outbound_at, "
-                     "last_inbound_at IS NOT NULL) THEN now() END, "
-                     "buffer_deadline_at = CASE WHEN coalesce(last_inbound_at > last_outbound_at, "
-                     "last_inbound_at IS NOT NULL) THEN now() END "
+                     PROC_SQL_ANSWER_UNANSWERED
                      "WHERE tenant_id = $1 AND id = $2 RETURNING buffer_deadline_at IS NOT NULL",
                      2, p, &r, NULL);
     k->answer_now = rc == 0 && PQntuples(r) == 1 && strcmp(PQgetvalue(r, 0, 0), "t") == 0;

@@ -38,6 +38,20 @@
 #define PROC_GROUP "processor"
 #define PROC_COMMAND_MAXLEN 1000000L
 
+/* SQL SET items for a conversation the bot gets back (hand-back, auto-resume):
+ * when a customer message came after the last outbound one, the reply buffer
+ * is due now, so what the human left unanswered gets the bot's reply. */
+#define PROC_SQL_ANSWER_UNANSWERED                                                                 \
+    "buffer_started_at = CASE WHEN coalesce(last_inbound_at > last_outbound_at, "                 \
+    "last_inbound_at IS NOT NULL) THEN now() END, "                                                \
+    "buffer_deadline_at = CASE WHEN coalesce(last_inbound_at > last_outbound_at, "                \
+    "last_inbound_at IS NOT NULL) THEN now() END "
+
+/* Decrypts a sealed secret read as bytea text ("\\x…") with its aad. *out is
+ * heap, NUL-terminated; the caller wipes and frees it. */
+int proc_open_secret(const struct crypto_key *k, const char *bytea_text, const char *aad,
+                     char **out) SB_MUST_USE;
+
 struct processor {
     struct service *svc;         /* borrowed: config, log, metrics, db, bus, http */
     struct crypto_key *master;

@@ -81,10 +81,7 @@ static int resume_tx(PGconn *c, void *arg)
     /* Customer messages the human left unanswered get the bot's reply now. */
     int rc = db_exec(c,
                      "UPDATE conversations SET owner = 'bot', bot_resume_at = NULL, "
-                     "buffer_started_at = CASE WHEN coalesce(last_inbound_at > last_outbound_at, "
-                     "last_inbound_at IS NOT NULL) THEN now() END, "
-                     "buffer_deadline_at = CASE WHEN coalesce(last_inbound_at > last_outbound_at, "
-                     "last_inbound_at IS NOT NULL) THEN now() END "
+                     PROC_SQL_ANSWER_UNANSWERED
                      "WHERE tenant_id = $1 AND id = $2 AND owner = 'human' "
                      "AND bot_resume_at IS NOT NULL AND bot_resume_at <= now() "
                      "RETURNING buffer_deadline_at IS NOT NULL",

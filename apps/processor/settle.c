@@ -30,19 +30,9 @@ void send_job_cleanup(struct send_job *s)
 
 int send_open_token(struct send_job *s, const char *bytea_text)
 {
-    size_t n = 0;
-    unsigned char *blob = PQunescapeBytea((const unsigned char *)bytea_text, &n);
-    if (!blob)
-        return -ENOMEM;
     char aad[96];
     snprintf(aad, sizeof aad, "channel:%s:access_token", s->channel);
-    uint8_t *plain = NULL;
-    size_t plen = 0;
-    int rc = crypto_open(s->p->master, aad, blob, n, &plain, &plen);
-    PQfreemem(blob);
-    if (rc == 0)
-        s->token = (char *)plain;
-    return rc;
+    return proc_open_secret(s->p->master, bytea_text, aad, &s->token);
 }
 
 static void emit(struct send_job *s, enum domain_status st, const char *code, const char *reason)
