@@ -19,8 +19,12 @@
 #define VISITOR_TOKEN_HEADER "x-sabia-visitor-token"
 
 /* The state of one POST while it is being checked. */
+#define PATH_KEEP 1024      /* webhook_events.request_path */
+#define SIGNATURE_KEEP 512  /* webhook_events.signature */
+
 struct intake {
     struct gateway *gw;
+    char path[PATH_KEEP + 1], signature[SIGNATURE_KEEP + 1]; /* cut to the columns' limits */
     char ids[3][SB_UUID_STRLEN]; /* path ids, lower-cased */
     struct http_request *req;
     struct http_response *res;
@@ -258,11 +262,16 @@ static void intake_init(struct intake *in, struct gateway *gw, struct http_reque
     struct sb_str body = http_request_body(req);
     r->payload = body.ptr;
     r->payload_len = body.len;
-    r->request_path = http_request_path(req);
+    domain_str_copy(in->path, sizeof in->path, http_request_path(req));
+    r->request_path = in->path;
     r->remote_addr = http_request_peer(req);
-    r->signature = http_request_header(req, "x-hub-signature-256");
-    if (!r->signature)
+    const char *sig = http_request_header(req, "x-hub-signature-256");
+    if (sig) {
+        domain_str_copy(in->signature, sizeof in->signature, sig);
+        r->signature = in->signature;
+    } else {
         r->signature = http_request_header(req, VISITOR_TOKEN_HEADER) ? "visitor-token" : NULL;
+    }
     r->correlation_id = in->lctx.correlation_id;
 }
 

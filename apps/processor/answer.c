@@ -171,9 +171,13 @@ static void complete(struct gen_job *j)
     if (j->llm_error == LLM_OK) {
         int rc = gen_finish(j);
         count(p, j->provider, rc != 0 ? "failed" : j->skip ? "skipped" : "replied");
-        if (rc != 0 && command_retry_later(p, PROC_STREAM_GENERATE, j->tenant, j->conversation,
-                                           j->message, j->correlation, j->attempt + 1, 1000) != 0)
-            sb_log_error(p->svc->log, &lctx, "reply for %s lost: %s", j->message, sb_strerror(rc));
+        if (rc != 0 && (j->attempt >= GENERATE_MAX_ATTEMPTS ||
+                        command_retry_later(p, PROC_STREAM_GENERATE, j->tenant, j->conversation,
+                                            j->message, j->correlation, j->attempt + 1, 1000) != 0)) {
+            sb_log_error(p->svc->log, &lctx, "reply for %s not stored: %s; left pending",
+                         j->message, sb_strerror(rc));
+            return; /* not acknowledged: reclaimed later */
+        }
     } else if ((j->llm_retryable || j->llm_error == LLM_ERR_CIRCUIT_OPEN) &&
                j->attempt < GENERATE_MAX_ATTEMPTS) {
         int64_t delay = domain_backoff_ms(j->attempt, GENERATE_BACKOFF_BASE_MS,
@@ -251,6 +255,8 @@ static int submit(struct gen_job *j)
     if (!j->model[0])
         snprintf(j->model, sizeof j->model, "%s",
                  prov == LLM_ANTHROPIC ? p->default_model_anthropic : p->default_model_openai);
+    if (prov == LLM_ANTHROPIC && j->temperature > 1.0)
+        j->temperature = 1.0; /* Anthropic's range is 0..1; assistants allow up to 2 */
     struct llm_request req = {.provider = prov, .base_url = provider_base(j),
                               .api_key = provider_key(j), .model = j->model,
                               .system = j->system.data, .messages = j->context,
@@ -298,6 +304,8 @@ static enum bus_verdict on_generate(const struct bus_entry *e, unsigned deliveri
     } else if (j->skip) {
         count(p, j->provider[0] ? j->provider : "none", "skipped");
         sb_log_info(p->svc->log, &lctx, "no reply to %s: %s", j->message, j->skip);
+        if (gen_release_buffer(j) != 0)
+            v = BUS_RETRY;
     } else if (gen_use_retrieval(j)) {
         snprintf(j->used_model, sizeof j->used_model, "retrieval");
         rc = gen_finish(j);
@@ -308,6 +316,13 @@ static enum bus_verdict on_generate(const struct bus_entry *e, unsigned deliveri
         v = rc == 0 ? BUS_ACK : BUS_RETRY;
     } else if ((rc = submit(j)) == 0) {
         return BUS_DEFER; /* the job now belongs to the engine and then the completion thread */
+    } else if (rc == -EINVAL || rc == SB_ELIMIT) {
+        /* The request itself is wrong (settings, or nothing a model can read):
+         * retrying cannot help; a person answers instead. */
+        j->llm_error = LLM_ERR_INVALID;
+        snprintf(j->llm_message, sizeof j->llm_message, "request refused: %s", sb_strerror(rc));
+        sb_log_warn(p->svc->log, &lctx, "model call for %s refused: %s", j->message, sb_strerror(rc));
+        hand_to_human(j);
     } else {
         sb_log_warn(p->svc->log, &lctx, "model call for %s refused: %s", j->message, sb_strerror(rc));
         (void)!sb_buf_append_str(reason, sb_strerror(rc));

@@ -10,8 +10,8 @@
  * the member is taken atomically, so two processors never flush the same one.
  *
  * The flush locks the conversation, checks the deadline is really due (a
- * later message may have moved it), clears it, and queues GenerateAIResponse
- * naming the newest customer message. The command is queued before the
+ * later message may have moved it), leases it (see flush_tx), and queues
+ * GenerateAIResponse naming the newest customer message. The command is queued before the
  * commit: a failed commit can only duplicate it, and GenerateAIResponse is
  * idempotent (it answers a given message once). */
 #include "processor.h"
@@ -20,6 +20,7 @@
 #include <string.h>
 
 #define BUFFER_EARLY_MS 5 /* a deadline this close counts as due */
+#define BUFFER_LEASE "3 minutes" /* longer than a model call with its retries */
 
 int buffer_arm(struct processor *p, const char *tenant_id, const char *conversation_id,
                int64_t deadline_ms)
@@ -66,10 +67,16 @@ static int flush_tx(PGconn *c, void *arg)
     bool bot = strcmp(PQgetvalue(r, 0, 0), "bot") == 0 && strcmp(PQgetvalue(r, 0, 1), "open") == 0 &&
                PQgetvalue(r, 0, 3)[0] && !PQgetisnull(r, 0, 4);
     snprintf(f->correlation, sizeof f->correlation, "%s", PQgetvalue(r, 0, 5));
+    /* Not cleared but leased: the deadline moves past the longest a reply
+     * can take, and the reply (generate.c) clears it. If the command is lost
+     * with Redis, the sweep finds the lease expired and flushes again. */
+    const char *lease[] = {f->tenant, f->conversation, BUFFER_LEASE};
     rc = db_exec(c,
-                 "UPDATE conversations SET buffer_started_at = NULL, buffer_deadline_at = NULL "
-                 "WHERE tenant_id = $1 AND id = $2",
-                 2, params, NULL, NULL);
+                 bot ? "UPDATE conversations SET buffer_deadline_at = now() + $3::interval "
+                       "WHERE tenant_id = $1 AND id = $2"
+                     : "UPDATE conversations SET buffer_started_at = NULL, buffer_deadline_at = NULL "
+                       "WHERE tenant_id = $1 AND id = $2 AND $3::text IS NOT NULL",
+                 3, lease, NULL, NULL);
     if (rc == 0 && bot) {
         rc = command_enqueue(f->p, PROC_STREAM_GENERATE, f->tenant, f->conversation,
                              PQgetvalue(r, 0, 4), f->correlation, 1);

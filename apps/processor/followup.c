@@ -79,7 +79,8 @@ static int run_tx(PGconn *c, void *arg)
                      "FROM scheduled_jobs s JOIN conversations cv ON cv.tenant_id = s.tenant_id "
                      "AND cv.id = s.conversation_id LEFT JOIN assistants a ON a.tenant_id = "
                      "cv.tenant_id AND a.id = cv.assistant_id WHERE s.tenant_id = $1 AND s.id = $2 "
-                     "AND s.kind = 'followup' AND s.status IN ('pending', 'running') FOR UPDATE OF s",
+                     "AND s.kind = 'followup' AND s.status IN ('pending', 'running') AND s.run_at <= now() "
+                     "FOR UPDATE OF s",
                      2, p, &r, NULL);
     if (rc != 0 || PQntuples(r) == 0) {
         PQclear(r);

@@ -202,10 +202,11 @@ static int finish_tx(PGconn *c, void *arg)
     PQclear(r);
     domain_str_copy(preview, sizeof preview, p[3]);
     const char *q[] = {j->tenant, j->conversation, preview};
-    if (rc == 0)
+    if (rc == 0) /* answered: the buffer's lease ends (no newer message: still_wanted) */
         rc = db_exec(c,
                      "UPDATE conversations SET last_message_at = now(), last_outbound_at = now(), "
-                     "last_message_preview = $3 WHERE tenant_id = $1 AND id = $2",
+                     "last_message_preview = $3, buffer_started_at = NULL, "
+                     "buffer_deadline_at = NULL WHERE tenant_id = $1 AND id = $2",
                      3, q, NULL, &j->dberr);
     return rc;
 }
@@ -232,4 +233,22 @@ int gen_finish(struct gen_job *j)
                                       j->correlation[0] ? j->correlation : NULL, NULL,
                                       domain_message_summary_json(&s)));
     return 0;
+}
+
+static int release_tx(PGconn *c, void *arg)
+{
+    struct gen_job *j = arg;
+    const char *p[] = {j->tenant, j->conversation, j->message};
+    return db_exec(c,
+                   "UPDATE conversations c SET buffer_started_at = NULL, buffer_deadline_at = NULL "
+                   "WHERE c.tenant_id = $1 AND c.id = $2 AND NOT EXISTS (SELECT 1 FROM messages m "
+                   "WHERE m.tenant_id = c.tenant_id AND m.conversation_id = c.id "
+                   "AND m.direction = 'inbound' AND m.created_at > (SELECT t.created_at FROM messages t "
+                   "WHERE t.tenant_id = c.tenant_id AND t.id = $3::uuid))",
+                   3, p, NULL, &j->dberr);
+}
+
+int gen_release_buffer(struct gen_job *j)
+{
+    return db_tenant_tx(j->p->svc->db, j->tenant, release_tx, j);
 }

@@ -51,7 +51,10 @@ bool gen_use_retrieval(const struct gen_job *j);
 
 /* generate.c: loads everything (and answers at once for retrieval). */
 int gen_prepare(struct gen_job *j) SB_MUST_USE;
-/* reply.c: stores the reply and queues SendToChannel (re-checking that it is
+/* Ends the buffer's lease when no reply will come for this message (already
+ * answered, a human has it, …) unless a newer customer message is waiting. */
+int gen_release_buffer(struct gen_job *j) SB_MUST_USE;
+/* generate.c: stores the reply and queues SendToChannel (re-checking that it is
  * still wanted). 0, or a negative code to retry the job later. */
 int gen_finish(struct gen_job *j) SB_MUST_USE;
 

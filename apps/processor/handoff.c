@@ -86,9 +86,13 @@ static int conv_tx(PGconn *c, void *arg)
     enum domain_owner_event ev = strcmp(k->action, "take_over") == 0 ? DOMAIN_OWNER_TAKE_OVER
                                                                       : DOMAIN_OWNER_HAND_BACK;
     struct domain_owner_result res = {0};
-    if (domain_owner_parse(PQgetvalue(r, 0, 0), &now) == 0 && domain_owner_apply(now, ev, &res) == 0)
+    if (domain_owner_parse(PQgetvalue(r, 0, 0), &now) != 0)
+        now = DOMAIN_OWNER_BOT;
+    if (domain_owner_apply(now, ev, &res) == 0)
         k->owner_after = res.owner;
     k->changed = res.changed;
+    if (strcmp(k->action, "close") == 0)
+        k->owner_after = now; /* closing does not change hands */
     if (strcmp(k->action, "close") == 0)
         rc = close_conv(c, k);
     else if (ev == DOMAIN_OWNER_TAKE_OVER)

@@ -179,8 +179,14 @@ out:
 static void on_dead(const struct bus_entry *e, const char *reason, void *arg)
 {
     const char *tenant = entry_field(e, "tenant_id"), *event = entry_field(e, "event_id");
-    if (sb_uuid_valid(tenant, strlen(tenant)) && sb_uuid_valid(event, strlen(event)))
-        mark_dead(arg, tenant, event, reason);
+    /* Only repeated failures (the database away, say): the event stays
+     * unprocessed and unmarked, so the gateway's relay publishes it again
+     * later and nothing acknowledged is lost. Unconvertible payloads were
+     * marked by on_wakeup itself. */
+    struct processor *p = arg;
+    struct sb_log_ctx lctx = {sb_uuid_valid(tenant, strlen(tenant)) ? tenant : NULL, NULL};
+    sb_log_warn(p->svc->log, &lctx, "wake-up for event %.40s dead-lettered (%s); the relay will retry",
+                event, reason);
 }
 
 const char *entry_field(const struct bus_entry *e, const char *name)

@@ -13,7 +13,7 @@
 #define SCHEDULE_TICK_MS 50
 #define SCHEDULE_TAKE 100
 #define SWEEP_INTERVAL_MS 5000
-#define STALLED_AFTER "2 minutes"
+#define STALLED_AFTER "3 minutes" /* as send.c: younger "processing" is in flight */
 
 struct schedule {
     struct processor *p;

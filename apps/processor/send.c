@@ -16,7 +16,8 @@
 #include <string.h>
 
 static const char CLAIM_SQL[] =
-    "SELECT m.status, m.sender_type, m.content, m.attempts, "
+    "SELECT CASE WHEN m.status = 'processing' AND m.updated_at > now() - interval '3 minutes' "
+    "THEN 'in_flight' ELSE m.status END, m.sender_type, m.content, m.attempts, "
     "coalesce(m.metadata->>'reply_to_message_id', ''), m.conversation_id, c.owner, "
     "ct.external_id, ch.type, coalesce(ch.phone_number_id, ''), "
     "coalesce(ch.instagram_account_id, ''), ch.access_token_enc, ch.id, "
@@ -35,7 +36,9 @@ static int claim(PGconn *c, struct send_job *s, const PGresult *r)
 {
     const char *status = PQgetvalue(r, 0, 0);
     if (strcmp(status, "queued") != 0 && strcmp(status, "processing") != 0) {
-        s->skip = "already settled";
+        /* settled, or another sender is on it right now ("processing" only
+         * counts as abandoned after a while: then it is sent again) */
+        s->skip = strcmp(status, "in_flight") == 0 ? "being sent" : "already settled";
         return 0;
     }
     bool bot = strcmp(PQgetvalue(r, 0, 1), "bot") == 0;
@@ -44,13 +47,20 @@ static int claim(PGconn *c, struct send_job *s, const PGresult *r)
         return send_settle_failed(c, s, "handed_off", "a person took the conversation over");
     if (bot && reply_to[0] && strcmp(reply_to, PQgetvalue(r, 0, 14)) != 0)
         return send_settle_failed(c, s, "superseded", "a newer customer message arrived");
-    if (strcmp(PQgetvalue(r, 0, 1), "human") == 0 && strcmp(PQgetvalue(r, 0, 6), "bot") == 0) {
-        /* A person writes (dashboard or API): the bot steps aside. */
+    if (strcmp(PQgetvalue(r, 0, 1), "human") == 0) {
+        /* A person writes (dashboard or API): the bot steps aside, and the
+         * auto-resume timer restarts from this message (the human's silence
+         * is what gives the conversation back). */
         const char *h[] = {s->tenant, PQgetvalue(r, 0, 5)};
         int hr = db_exec(c,
-                         "UPDATE conversations SET owner = 'human', handoff_at = now(), "
-                         "handoff_reason = 'a person replied', buffer_started_at = NULL, "
-                         "buffer_deadline_at = NULL WHERE tenant_id = $1 AND id = $2",
+                         "UPDATE conversations SET owner = 'human', "
+                         "handoff_at = CASE WHEN owner = 'bot' THEN now() ELSE handoff_at END, "
+                         "handoff_reason = CASE WHEN owner = 'bot' THEN 'a person replied' "
+                         "ELSE handoff_reason END, buffer_started_at = NULL, "
+                         "buffer_deadline_at = NULL, bot_resume_at = now() + make_interval(secs => "
+                         "(SELECT a.handoff_auto_resume_seconds FROM assistants a WHERE "
+                         "a.tenant_id = conversations.tenant_id AND a.id = conversations.assistant_id)) "
+                         "WHERE tenant_id = $1 AND id = $2",
                          2, h, NULL, NULL);
         if (hr != 0)
             return hr;
@@ -130,7 +140,7 @@ int send_start(struct processor *p)
         .group = PROC_GROUP,
         .consumer = p->consumer,
         .threads = (int)sb_config_int(p->svc->cfg, "SABIA_PROCESSOR_SEND_THREADS"),
-        .reclaim_idle_ms = 60000,
+        .reclaim_idle_ms = 200000, /* longer than a split reply's sends (10 × 15 s) */
         .max_deliveries = 5,
         .fn = on_send,
         .arg = p,

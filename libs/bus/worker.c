@@ -123,8 +123,11 @@ static void reclaim(struct bus_worker *w, const char *consumer)
     }
 }
 
-/* Reads `id` ("0" own pending, ">" new) once; returns entries handled or -1. */
-static long read_once(struct bus_worker *w, const char *consumer, const char *id, long block_ms)
+/* Reads after `id` ("0"/an id: own pending entries after it, ">" new ones)
+ * once; returns entries handled or -1. `last` (may be NULL) gets the id of the
+ * last entry read, so a pass over the pending list can page forward. */
+static long read_once(struct bus_worker *w, const char *consumer, const char *id, long block_ms,
+                      char last[BUS_ID_MAX_BYTES + 1])
 {
     struct bus_entry *es = NULL;
     size_t n = 0;
@@ -136,6 +139,8 @@ static long read_once(struct bus_worker *w, const char *consumer, const char *id
         return -1;
     for (size_t i = 0; i < n && !atomic_load(&w->stop); i++)
         handle(w, &es[i], strcmp(id, ">") == 0 ? 1 : deliveries_of(w, es[i].id));
+    if (last && n)
+        snprintf(last, BUS_ID_MAX_BYTES + 1, "%s", es[n - 1].id);
     bus_entries_free(es, n);
     return (long)n;
 }
@@ -152,12 +157,16 @@ static void *worker_main(void *arg)
     struct bus_worker *w = ta->w;
     char consumer[BUS_KEY_MAX_BYTES + 16];
     snprintf(consumer, sizeof consumer, "%s-%d", w->consumer, ta->index);
+    /* One pass over what this consumer left pending before a restart, paging
+     * forward: entries a handler leaves pending again (retry, deferred) are
+     * not re-read in a loop, they wait for the reclaim like any other. */
+    char cursor[BUS_ID_MAX_BYTES + 1] = "0";
     bool own_done = false;
     int64_t next_reclaim = sb_mono_ms();
     while (!atomic_load(&w->stop)) {
         if (!own_done) {
-            long n = read_once(w, consumer, "0", -1);
-            own_done = n == 0;
+            long n = read_once(w, consumer, cursor, -1, cursor);
+            own_done = n >= 0 && (size_t)n < w->cfg.batch;
             if (n < 0)
                 pause_ms(500);
             continue;
@@ -166,7 +175,7 @@ static void *worker_main(void *arg)
             reclaim(w, consumer);
             next_reclaim = sb_mono_ms() + w->cfg.reclaim_interval_ms;
         }
-        if (read_once(w, consumer, ">", w->cfg.block_ms) < 0)
+        if (read_once(w, consumer, ">", w->cfg.block_ms, NULL) < 0)
             pause_ms(500); /* Redis away: the bus logs it; try again shortly */
     }
     free(ta);

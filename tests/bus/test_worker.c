@@ -109,6 +109,11 @@ static bool all_seen_once(struct tally *t)
     return true;
 }
 
+static bool all_called_once(struct tally *t)
+{
+    return atomic_load(&t->calls) >= N;
+}
+
 static bool all_dead(struct tally *t)
 {
     return atomic_load(&t->dead) == N;
@@ -291,4 +296,27 @@ Test(delay, concurrent_takers_never_share_a_member)
     pthread_join(a.t, NULL);
     pthread_join(b.t, NULL);
     cr_assert_eq(a.got + b.got, 300);
+}
+
+Test(worker, a_restart_does_not_burn_deliveries_of_pending_entries)
+{
+    struct tally t = {.mode = 2}; /* always retry */
+    add_entries();
+    struct bus_worker_config c = {.stream = STREAM, .group = GROUP, .consumer = "same",
+                                  .threads = 1, .block_ms = 200, .reclaim_idle_ms = 60000,
+                                  .reclaim_interval_ms = 60000, .max_deliveries = 10,
+                                  .fn = handler, .on_dead = on_dead, .arg = &t};
+    struct bus_worker *w = bus_worker_start(B, &c);
+    cr_assert(wait_until(all_called_once, &t));
+    bus_worker_stop(w);
+    /* The same consumer comes back: its pending entries are read once per
+     * start (each read counts a delivery), not over and over until dead. */
+    for (int round = 0; round < 3; round++) {
+        w = bus_worker_start(B, &c);
+        struct timespec ts = {0, 300 * 1000000L};
+        nanosleep(&ts, NULL);
+        bus_worker_stop(w);
+    }
+    cr_assert_eq(atomic_load(&t.dead), 0, "pending entries were dead-lettered by restarts");
+    cr_assert_eq(pending(), N);
 }
