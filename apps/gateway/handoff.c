@@ -106,6 +106,21 @@ static size_t take_batch(struct handoff *h, struct wakeup **ws)
     return n;
 }
 
+/* Frees every queued wake-up without publishing it. */
+static void drop_queued(struct handoff *h)
+{
+    pthread_mutex_lock(&h->mu);
+    struct wakeup *w = h->head;
+    h->head = h->tail = NULL;
+    h->queued = 0;
+    pthread_mutex_unlock(&h->mu);
+    while (w) {
+        struct wakeup *next = w->next;
+        free(w);
+        w = next;
+    }
+}
+
 static void *handoff_main(void *arg)
 {
     struct handoff *h = arg;
@@ -116,6 +131,13 @@ static void *handoff_main(void *arg)
         if (n == 0)
             return NULL; /* stopping and drained */
         size_t failed = publish_batch(h, ws, n);
+        if (failed) {
+            pthread_mutex_lock(&h->mu);
+            bool stopping = h->stop;
+            pthread_mutex_unlock(&h->mu);
+            if (stopping) /* Redis is away at shutdown: the relay will publish the rest */
+                drop_queued(h);
+        }
         if (failed && !warned) {
             struct sb_log_ctx lctx = {ws[0]->tenant_id, ws[0]->correlation_id};
             sb_log_warn(h->log, &lctx,

@@ -35,6 +35,7 @@ struct lookup {
     struct bus_subscription *sub;
     struct metric *m_lookups; /* gateway_lookup_total{result=hit|miss} */
     pthread_mutex_t mu;
+    unsigned long generation; /* bumped by every invalidation (under mu) */
     size_t count;
     struct entry *buckets[LOOKUP_BUCKETS];
 };
@@ -122,6 +123,7 @@ void lookup_invalidate(struct lookup *lk, const char *what, size_t len)
         id[36] = '\0';
     }
     pthread_mutex_lock(&lk->mu);
+    lk->generation++;
     drop_where(lk, pred, id);
     pthread_mutex_unlock(&lk->mu);
 }
@@ -200,8 +202,10 @@ static int fetch_tx(PGconn *c, void *arg)
     return rc;
 }
 
+/* Caches what was read, unless an invalidation arrived while it was being
+ * read (`generation` then differs): it may already be stale. */
 static void cache_put(struct lookup *lk, const char *tenant_id, const char *channel_id,
-                      const struct lookup_info *info)
+                      const struct lookup_info *info, unsigned long generation)
 {
     struct entry *e = calloc(1, sizeof *e);
     if (!e || info_copy(&e->info, info) != 0) {
@@ -213,6 +217,11 @@ static void cache_put(struct lookup *lk, const char *tenant_id, const char *chan
     e->expires_ms = sb_mono_ms() + lk->ttl_ms;
     unsigned h = hash_key(tenant_id, channel_id);
     pthread_mutex_lock(&lk->mu);
+    if (lk->generation != generation) {
+        pthread_mutex_unlock(&lk->mu);
+        free_entry(e);
+        return;
+    }
     if (lk->count >= LOOKUP_MAX_ENTRIES)
         drop_where(lk, NULL, NULL);
     e->next = lk->buckets[h];
@@ -258,13 +267,16 @@ int lookup_get(struct lookup *lk, const char *tenant_id, const char *channel_id,
         return 0;
     }
     metric_add(lk->m_lookups, (const char *[]){"miss"}, 1);
+    pthread_mutex_lock(&lk->mu);
+    unsigned long generation = lk->generation;
+    pthread_mutex_unlock(&lk->mu);
     struct fetch f = {lk, tenant_id, channel_id, out};
     int rc = db_tenant_tx(lk->db, tenant_id, fetch_tx, &f);
     if (rc != 0) {
         lookup_info_cleanup(out);
         return rc;
     }
-    cache_put(lk, tenant_id, channel_id, out);
+    cache_put(lk, tenant_id, channel_id, out, generation);
     return 0;
 }
 

@@ -238,15 +238,39 @@ static int after_echo(PGconn *c, const struct channel_ctx *ctx, const struct dom
     return rc;
 }
 
+/* Instagram echoes Sabiá's own sends back (and a part of a split reply, or
+ * an echo that overtakes the send's result, is not yet known by its id): an
+ * echo is ours when its id or its text matches a recent outbound message. */
+static int is_own_echo(PGconn *c, const struct channel_ctx *ctx, const struct domain_message *m,
+                       bool *own)
+{
+    const char *p[] = {ctx->tenant_id, ctx->channel_id,
+                       m->provider_message_id ? m->provider_message_id : "", m->text};
+    PGresult *r = NULL;
+    int rc = db_exec(c,
+                     "SELECT 1 FROM messages WHERE tenant_id = $1 AND channel_id = $2 "
+                     "AND direction = 'outbound' AND (provider_message_id = $3 "
+                     "OR metadata->'extra_provider_ids' ? $3 OR (created_at > now() - "
+                     "interval '10 minutes' AND status IN ('queued', 'processing', 'sent') "
+                     "AND $4 <> '' AND strpos(content, $4) > 0)) LIMIT 1",
+                     4, p, &r, NULL);
+    *own = rc == 0 && PQntuples(r) == 1;
+    PQclear(r);
+    return rc;
+}
+
 int store_message(PGconn *c, const struct channel_ctx *ctx, const struct domain_message *m,
                   struct after_commit *after)
 {
     char contact[SB_UUID_STRLEN], id[SB_UUID_STRLEN];
     struct conv cv = {0};
-    bool inserted = false;
+    bool inserted = false, own = false;
     if (!m->contact_id)
         return SB_EPARSE; /* no customer to attach it to */
-    int rc = upsert_contact(c, ctx, m, contact);
+    int rc = m->echo ? is_own_echo(c, ctx, m, &own) : 0;
+    if (rc != 0 || own)
+        return rc;
+    rc = upsert_contact(c, ctx, m, contact);
     if (rc == 0)
         rc = open_conversation(c, ctx, contact, &cv);
     if (rc == 0)

@@ -137,9 +137,13 @@ int sends_to(const char *phone, char *last, size_t last_len)
     json_array_foreach(all, i, r) {
         json_t *body = json_object_get(r, "body");
         const char *to = json_string_value(json_object_get(body, "to"));
+        if (!to) /* Instagram: {"recipient":{"id":…},"message":{"text":…}} */
+            to = json_string_value(json_object_get(json_object_get(body, "recipient"), "id"));
         if (to && strcmp(to, phone) == 0) {
             n++;
             const char *t = json_string_value(json_object_get(json_object_get(body, "text"), "body"));
+            if (!t)
+                t = json_string_value(json_object_get(json_object_get(body, "message"), "text"));
             if (last)
                 snprintf(last, last_len, "%s", t ? t : "");
         }

@@ -139,3 +139,33 @@ Test(flow, two_processors_never_send_twice)
     for (int i = 0; i < 6; i++)
         cr_assert_eq(sends_to(phones[i], NULL, 0), 1, "customer %d answered twice", i);
 }
+
+/* An Instagram event: a customer message, or (echo) what the business sent. */
+static void ig_event(const char *customer, const char *text, bool echo)
+{
+    char mid[SB_UUID_STRLEN], body[2048];
+    cr_assert_eq(sb_uuid_v7_str(mid), 0);
+    snprintf(body, sizeof body,
+             "{\"object\":\"instagram\",\"entry\":[{\"time\":1739321024123,\"id\":\"17841400000000000\","
+             "\"messaging\":[{\"sender\":{\"id\":\"%s\"},\"recipient\":{\"id\":\"%s\"},"
+             "\"timestamp\":1739321023999,\"message\":{\"mid\":\"ig.%s\",\"text\":\"%s\"%s}}]}]}",
+             echo ? "17841400000000000" : customer, echo ? customer : "17841400000000000", mid, text,
+             echo ? ",\"is_echo\":true" : "");
+    long st;
+    json_decref(post_signed(&W, "instagram", W.ig, body, strlen(body), &st));
+    cr_assert_eq(st, 200);
+}
+
+Test(flow, instagram_echoes_of_our_own_replies_do_not_hand_over)
+{
+    char igsid[16], last[4096] = "";
+    new_customer(igsid);
+    ig_event(igsid, "when do orders ship?", false);
+    cr_assert_eq(wait_sends(igsid, 1, 20000, last, sizeof last), 1, "no reply (log %s)", PROC_LOG[0]);
+    /* Instagram echoes the bot's own reply back as is_echo. */
+    ig_event(igsid, last, true);
+    sleep_ms(1500);
+    ig_event(igsid, "and orders to Portugal?", false);
+    cr_assert_eq(wait_sends(igsid, 2, 20000, NULL, 0), 2,
+                 "the echo of our own reply handed the conversation to a human");
+}
