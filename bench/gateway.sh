@@ -1,0 +1,484 @@
+#!/usr/bin/env bash
+# bench/gateway.sh - the gateway ingestion benchmark (DESIGN.md §6).
+#
+# Builds the Release tree into build/bench, starts a throw-away PostgreSQL
+# (durable, as `./sabia up` runs it: fsync and synchronous_commit on) and
+# Redis on free ports under a temporary directory, creates a tenant with a
+# very high rate limit, a workspace and a WhatsApp channel with an app
+# secret, starts sabia-gateway, then measures:
+#
+#   (a) peak: sabia-loadgen --max, signed unique webhooks, closed loop;
+#       checked afterwards against webhook_events (rows >= 2xx answers)
+#   (d) latency at half of (a): sabia-loadgen --rate, open loop
+#                               target p99 <= 25 ms
+#   (b) ceiling: pgbench inserting the same rows in batches into the same
+#       table as sabia_app (best of a few batch sizes and client counts)
+#   (c) ratio a / b             target >= 0.75
+#
+# (d) runs before (b) so that it is not disturbed by what pgbench leaves
+# behind; every phase starts after VACUUM and CHECKPOINT.
+#
+# Prints a summary and removes everything it started, also on failure or
+# Ctrl-C. Run as root (PostgreSQL then runs as the postgres user) or as a
+# user who can run PostgreSQL's binaries. Knobs (environment):
+#   BENCH_CONNECTIONS (64) BENCH_SECONDS (10) BENCH_WARMUP (2)
+#   BENCH_PAYLOADS (400000 per file) BENCH_PGBENCH_BATCHES ("64 256")
+#   BENCH_PGBENCH_CLIENTS ("2 4") BENCH_HTTP_WORKERS (= connections)
+#   BENCH_COMMIT_THREADS (2) BENCH_BATCH_MAX (256) BENCH_REDIS_POOL (= connections)
+#   BENCH_KEEP=1 keeps the temporary directory (logs) for inspection.
+#   BENCH_SKIP_BUILD=1 reuses the binaries already in build/bench.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=SCRIPTDIR/../scripts/lib.sh
+. "$ROOT/scripts/lib.sh"
+
+CONNECTIONS=${BENCH_CONNECTIONS:-64}
+RUN_SECONDS=${BENCH_SECONDS:-10}
+WARMUP=${BENCH_WARMUP:-2}
+NPAYLOADS=${BENCH_PAYLOADS:-400000}
+PGB_BATCHES=${BENCH_PGBENCH_BATCHES:-64 256}
+PGB_CLIENTS=${BENCH_PGBENCH_CLIENTS:-2 4}
+# A request holds an HTTP worker until its row is committed, and a Redis
+# connection for its rate-limit check: with fewer of either than requests in
+# flight, requests queue inside the gateway (and a small Redis pool costs
+# many wake-ups), so both default to the number of connections.
+HTTP_WORKERS=${BENCH_HTTP_WORKERS:-$CONNECTIONS}
+COMMIT_THREADS=${BENCH_COMMIT_THREADS:-2}
+BATCH_MAX=${BENCH_BATCH_MAX:-256}
+REDIS_POOL=${BENCH_REDIS_POOL:-$CONNECTIONS}
+BUILD=$ROOT/build/bench
+STEP_TIMEOUT=$((RUN_SECONDS + WARMUP + 60)) # no single step may hang the run
+
+say() { printf 'bench: %s\n' "$*" >&2; }
+die() {
+    printf 'bench: error: %s\n' "$*" >&2
+    exit 1
+}
+
+for tool in cmake pgbench psql redis-server redis-cli curl timeout pgrep "$PG_BIN/initdb"; do
+    command -v "$tool" >/dev/null 2>&1 || die "$tool is missing (./sabia up installs what is needed)"
+done
+for n in "$CONNECTIONS" "$RUN_SECONDS" "$WARMUP" "$NPAYLOADS" "$HTTP_WORKERS" "$COMMIT_THREADS" \
+    "$BATCH_MAX" "$REDIS_POOL" $PGB_BATCHES $PGB_CLIENTS; do
+    [[ $n =~ ^[1-9][0-9]*$|^0$ ]] || die "BENCH_* settings must be whole numbers, got '$n'"
+done
+if [ "$RUN_SECONDS" -lt 1 ] || [ "$NPAYLOADS" -lt 1 ]; then
+    die "BENCH_SECONDS and BENCH_PAYLOADS must be >= 1"
+fi
+if [ "$HTTP_WORKERS" -lt 1 ] || [ "$HTTP_WORKERS" -gt 256 ]; then
+    die "BENCH_HTTP_WORKERS must be 1..256 (SABIA_HTTP_WORKERS)"
+fi
+if [ "$REDIS_POOL" -lt 1 ] || [ "$REDIS_POOL" -gt 200 ]; then
+    die "BENCH_REDIS_POOL must be 1..200 (SABIA_REDIS_POOL_SIZE)"
+fi
+
+# ---------------------------------------------------------------- clean-up
+
+TMP=
+GATEWAY_PID=
+STEP_PID=
+cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM
+    if [ -n "$STEP_PID" ]; then
+        kill -TERM "$STEP_PID" 2>/dev/null || true
+        wait "$STEP_PID" 2>/dev/null || true
+    fi
+    if [ -n "$GATEWAY_PID" ] && kill -0 "$GATEWAY_PID" 2>/dev/null; then
+        kill -TERM "$GATEWAY_PID" 2>/dev/null || true
+        local _
+        for _ in $(seq 1 100); do
+            kill -0 "$GATEWAY_PID" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -KILL "$GATEWAY_PID" 2>/dev/null || true
+    fi
+    if [ -n "$TMP" ]; then
+        redis_stop "$TMP/redis"
+        pg_stop "$TMP/pg"
+        if [ "${BENCH_KEEP:-0}" = 1 ]; then
+            say "kept $TMP"
+        else
+            rm -rf "$TMP"
+        fi
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# ---------------------------------------------------------------- build
+
+if [ "${BENCH_SKIP_BUILD:-0}" = 1 ]; then
+    say "using the binaries already in $BUILD (BENCH_SKIP_BUILD=1)"
+else
+    say "building the Release tree in $BUILD"
+    mkdir -p "$BUILD"
+    cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF >"$BUILD/configure.log" 2>&1 ||
+        {
+            tail -n 30 "$BUILD/configure.log" >&2
+            die "cmake configure failed (log: $BUILD/configure.log)"
+        }
+    cmake --build "$BUILD" -j"$(nproc)" --target sabia-gateway sabiactl sabia-loadgen sabia-genpayloads \
+        >"$BUILD/build.log" 2>&1 || {
+        tail -n 40 "$BUILD/build.log" >&2
+        die "build failed (log: $BUILD/build.log)"
+    }
+fi
+GATEWAY=$BUILD/apps/gateway/sabia-gateway
+CTL=$BUILD/apps/sabiactl/sabiactl
+LOADGEN=$BUILD/bench/sabia-loadgen
+GENPAYLOADS=$BUILD/bench/sabia-genpayloads
+for bin in "$GATEWAY" "$CTL" "$LOADGEN" "$GENPAYLOADS"; do
+    [ -x "$bin" ] || die "$bin is missing: build first (run without BENCH_SKIP_BUILD)"
+done
+
+# ---------------------------------------------------------------- PostgreSQL and Redis
+
+TMP=$(mktemp -d /tmp/sabia-bench.XXXXXX)
+chmod 755 "$TMP"
+cd "$TMP"
+# bench_port VAR: sets VAR to a free port below the kernel's ephemeral range,
+# so that no outgoing connection on this (busy) machine can take it before
+# it is bound, and different from the ports picked before.
+PORTS_TAKEN=
+bench_port() {
+    local low p _
+    low=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+    [[ $low =~ ^[0-9]+$ ]] && [ "$low" -gt 12000 ] || low=32768
+    for _ in $(seq 1 200); do
+        p=$((10000 + RANDOM % (low - 10000)))
+        if ! port_in_use "$p" && [[ " $PORTS_TAKEN " != *" $p "* ]]; then
+            PORTS_TAKEN="$PORTS_TAKEN $p"
+            printf -v "$1" '%s' "$p"
+            return 0
+        fi
+    done
+    die "no free port found"
+}
+PG_PORT='' REDIS_PORT='' GW_PORT=''
+bench_port PG_PORT
+bench_port REDIS_PORT
+bench_port GW_PORT
+OWNER_PW=$(random_secret)
+APP_PW=$(random_secret)
+REDIS_PW=$(random_secret)
+
+say "starting PostgreSQL on $PG_PORT (durable: fsync on, synchronous_commit on) and Redis on $REDIS_PORT"
+pg_init "$TMP/pg" "$PG_PORT"
+pg_start "$TMP/pg"
+pg_bootstrap "$TMP/pg" "$PG_PORT" sabia "$OWNER_PW" "$APP_PW"
+redis_start "$TMP/redis" "$REDIS_PORT" "$REDIS_PW" yes
+psql_super() { pg_super "$TMP/pg" "$PG_PORT" -d sabia -At "$@"; }
+[ "$(psql_super -c 'SHOW fsync')" = on ] || die "fsync is not on"
+[ "$(psql_super -c 'SHOW synchronous_commit')" = on ] || die "synchronous_commit is not on"
+
+ENV_FILE=$TMP/bench.env
+umask 077
+cat >"$ENV_FILE" <<EOF
+SABIA_DATABASE_URL=postgresql://sabia_app:$APP_PW@127.0.0.1:$PG_PORT/sabia
+SABIA_DATABASE_OWNER_URL=postgresql://sabia_owner:$OWNER_PW@127.0.0.1:$PG_PORT/sabia
+SABIA_REDIS_URL=redis://:$REDIS_PW@127.0.0.1:$REDIS_PORT/0
+SABIA_MASTER_KEY=$(random_secret)
+EOF
+umask 022
+ctl() { SABIA_ENV_FILE="$ENV_FILE" "$CTL" "$@"; }
+
+ctl migrate --dir "$ROOT/migrations" >"$TMP/migrate.log" 2>&1 || {
+    cat "$TMP/migrate.log" >&2
+    die "migrations failed"
+}
+
+# ---------------------------------------------------------------- tenant, workspace, channel
+
+# json_id JSON -> the first "id" member's value
+json_id() { sed -n 's/.*"id" *: *"\([0-9a-f-]\{36\}\)".*/\1/p' <<<"$1" | head -n 1; }
+
+APP_SECRET=$(random_secret)
+out=$(ctl tenant create --name "Bench tenant" --rate-limit-per-second 1000000 \
+    --rate-limit-burst 1000000) || die "sabiactl tenant create failed"
+TENANT=$(json_id "$out")
+out=$(ctl workspace create --tenant "$TENANT" --name "Bench") || die "sabiactl workspace create failed"
+WORKSPACE=$(json_id "$out")
+out=$(ctl channel create --tenant "$TENANT" --workspace "$WORKSPACE" --type whatsapp \
+    --name "Bench WhatsApp" --app-secret "$APP_SECRET") || die "sabiactl channel create failed"
+CHANNEL=$(json_id "$out")
+if [ -z "$TENANT" ] || [ -z "$WORKSPACE" ] || [ -z "$CHANNEL" ]; then
+    die "could not read the ids sabiactl printed (last output: $out)"
+fi
+WEBHOOK_PATH=/v1/webhook/whatsapp/$TENANT/$WORKSPACE/$CHANNEL
+
+# ---------------------------------------------------------------- gateway
+
+# No processor runs here, so every accepted event stays unprocessed: the
+# relay would start re-publishing all of them after 30 s and load the
+# database during the later steps. It is pushed out of the way.
+# start_gateway -> 0 once it answers /health as healthy, 1 if it exited or
+# never became healthy (then it is stopped).
+start_gateway() {
+    SABIA_ENV_FILE=$ENV_FILE SABIA_GATEWAY_PORT=$GW_PORT SABIA_HTTP_WORKERS=$HTTP_WORKERS \
+        SABIA_GATEWAY_COMMIT_THREADS=$COMMIT_THREADS SABIA_GATEWAY_BATCH_MAX=$BATCH_MAX \
+        SABIA_REDIS_POOL_SIZE=$REDIS_POOL SABIA_GATEWAY_RELAY_AFTER_SECONDS=86400 \
+        SABIA_GATEWAY_RELAY_INTERVAL_MS=3600000 SABIA_EVENTS_STREAM=bench:events \
+        "$GATEWAY" >>"$TMP/gateway.log" 2>&1 &
+    GATEWAY_PID=$!
+    local _
+    for _ in $(seq 1 100); do
+        kill -0 "$GATEWAY_PID" 2>/dev/null || return 1
+        curl -fsS "http://127.0.0.1:$GW_PORT/health" 2>/dev/null | grep -q '"healthy"' && return 0
+        sleep 0.1
+    done
+    kill -TERM "$GATEWAY_PID" 2>/dev/null || true
+    return 1
+}
+# The port was free when it was picked, but any outgoing connection on the
+# machine may take it in the meantime: try a few.
+started=0
+for _ in 1 2 3; do
+    say "starting sabia-gateway on $GW_PORT ($HTTP_WORKERS workers, $COMMIT_THREADS commit threads, batches <= $BATCH_MAX)"
+    if start_gateway; then
+        started=1
+        break
+    fi
+    grep -q 'cannot listen' "$TMP/gateway.log" || break
+    bench_port GW_PORT
+done
+[ "$started" = 1 ] || {
+    tail -n 20 "$TMP/gateway.log" >&2
+    die "the gateway did not become healthy (log above)"
+}
+
+# ---------------------------------------------------------------- payloads
+
+say "generating 2 x $NPAYLOADS signed payloads"
+"$GENPAYLOADS" --count "$NPAYLOADS" --secret "$APP_SECRET" --out "$TMP/peak.txt" --tag PEAK ||
+    die "sabia-genpayloads failed"
+"$GENPAYLOADS" --count "$NPAYLOADS" --secret "$APP_SECRET" --out "$TMP/rate.txt" --tag RATE ||
+    die "sabia-genpayloads failed"
+
+# A sanity check: one signed request must be accepted (the last body of the
+# latency file, which that run never reaches). A body of the peak file
+# serves as the ceiling's payload.
+IFS=$'\t' read -r sig body < <(sed -n 2p "$TMP/peak.txt") || die "$TMP/peak.txt is too short"
+IFS=$'\t' read -r probe_sig probe_body < <(tail -n 1 "$TMP/rate.txt") || die "$TMP/rate.txt is empty"
+code=$(curl -sS -o "$TMP/probe.json" -w '%{http_code}' -H "X-Hub-Signature-256: $probe_sig" \
+    -H 'Content-Type: application/json' --data-binary "$probe_body" \
+    "http://127.0.0.1:$GW_PORT$WEBHOOK_PATH") || die "the probe request failed"
+[ "$code" = 200 ] || die "the probe request was answered $code: $(cat "$TMP/probe.json")"
+
+# ---------------------------------------------------------------- helpers
+
+# json_num JSON KEY -> the number
+json_num() { sed -n "s/.*\"$2\":\\([-0-9.e+]*\\).*/\\1/p" <<<"$1"; }
+
+# Every phase starts from the same quiet state: the table vacuumed (so
+# autovacuum does not wake up in the middle of the next phase to process
+# the rows the previous one inserted) and a fresh checkpoint (so no phase
+# pays for the dirty pages and full-page WAL images another left behind).
+quiesce() { psql_super -c "VACUUM webhook_events" -c CHECKPOINT >/dev/null || die "VACUUM/CHECKPOINT failed"; }
+
+new_events() {
+    psql_super -c "SELECT count(*) FROM webhook_events WHERE status = 'accepted' AND duplicate_of IS NULL"
+}
+
+# metric NAME -> its value summed over every series, from the gateway's /metrics
+metric() {
+    curl -fsS "http://127.0.0.1:$GW_PORT/metrics" |
+        awk -v n="$1" '$1 == n || index($1, n "{") == 1 { s += $2 } END { printf "%.6f\n", s }'
+}
+
+# ticks PID... -> CPU time (clock ticks) the processes have used so far
+ticks() {
+    local pid sum=0 t
+    for pid in "$@"; do
+        t=$(awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$pid/stat" 2>/dev/null) || t=0
+        sum=$((sum + ${t:-0}))
+    done
+    echo "$sum"
+}
+# pg_pids -> the postmaster and its children, space-separated
+pg_pids() {
+    local pm
+    pm=$(head -n 1 "$TMP/pg/postmaster.pid")
+    echo "$pm" "$(pgrep -P "$pm" | tr '\n' ' ')"
+}
+# machine_ticks -> CPU time the whole machine has used (user, system, interrupts)
+machine_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 }' /proc/stat; }
+# cpu_snapshot -> "gateway postgres redis machine" in clock ticks, then the
+# time in ns
+cpu_snapshot() {
+    # shellcheck disable=SC2046 # pg_pids is a list of numbers: split it
+    echo "$(ticks "$GATEWAY_PID") $(ticks $(pg_pids)) $(ticks "$(cat "$TMP/redis/redis.pid")") $(machine_ticks) $(date +%s%N)"
+}
+# cpu_report BEFORE AFTER LOADGEN_CPU_SECONDS -> cores each used over the
+# interval. "other" is the rest of the machine: interrupt work no process is
+# charged for (loopback networking: ~0.1 here) and other processes; when it
+# is large the run was disturbed.
+cpu_report() {
+    awk -v b="$1" -v a="$2" -v lg="$3" -v hz="$(getconf CLK_TCK)" -v n="$(nproc)" 'BEGIN {
+        split(b, x, " "); split(a, y, " "); s = (y[5] - x[5]) / 1e9;
+        for (i = 1; i <= 4; i++) c[i] = (y[i] - x[i]) / hz / s;
+        l = lg / s; o = c[4] - c[1] - c[2] - c[3] - l;
+        printf "gateway %.2f, PostgreSQL %.2f, Redis %.2f, load generator %.2f, other %.2f; machine %.2f of %d%s\n",
+            c[1], c[2], c[3], l, o, c[4], n, (o > 0.3 ? "  (WARNING: other processes were busy)" : "") }'
+}
+
+# step OUT ERR CMD... runs CMD in the background, stdout to OUT and stderr to
+# ERR ("-": ours), and waits for it: a signal then interrupts the wait at
+# once, and the clean-up stops the command. Returns the command's status.
+step() {
+    local out=$1 err=$2 rc=0
+    shift 2
+    if [ "$err" = - ]; then
+        timeout "$STEP_TIMEOUT" "$@" >"$out" &
+    else
+        timeout "$STEP_TIMEOUT" "$@" >"$out" 2>"$err" &
+    fi
+    STEP_PID=$!
+    wait "$STEP_PID" || rc=$?
+    STEP_PID=
+    return "$rc"
+}
+
+# loadgen OUT ARGS... -> sabia-loadgen's JSON line in OUT
+loadgen() {
+    local out=$1
+    shift
+    step "$out" - "$LOADGEN" --port "$GW_PORT" --path "$WEBHOOK_PATH" \
+        --connections "$CONNECTIONS" --seconds "$RUN_SECONDS" --warmup "$WARMUP" "$@"
+}
+
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# ---------------------------------------------------------------- (a) peak
+
+say "(a) peak: $CONNECTIONS connections, closed loop, ${RUN_SECONDS}s after ${WARMUP}s of warm-up"
+quiesce
+before=$(new_events)
+b_rows=$(metric gateway_commit_batch_rows_sum)
+b_count=$(metric gateway_commit_batch_rows_count)
+b_sum=$(metric gateway_commit_seconds_sum)
+cpu0=$(cpu_snapshot)
+loadgen "$TMP/peak.json" --max --payloads "$TMP/peak.txt" || die "sabia-loadgen --max failed"
+PEAK=$(cat "$TMP/peak.json")
+cpu1=$(cpu_snapshot)
+after=$(new_events)
+a_rows=$(metric gateway_commit_batch_rows_sum)
+a_count=$(metric gateway_commit_batch_rows_count)
+a_sum=$(metric gateway_commit_seconds_sum)
+PEAK_CPU=$(cpu_report "$cpu0" "$cpu1" "$(json_num "$PEAK" cpu_seconds)")
+PEAK_RPS=$(json_num "$PEAK" rps)
+PEAK_TOTAL_OK=$(json_num "$PEAK" total_ok)
+say "(a) $PEAK"
+[ "$(json_num "$PEAK" ok)" -gt 0 ] || die "no request was accepted (log: $TMP/gateway.log)"
+grep -q '"payloads_wrapped":false' <<<"$PEAK" ||
+    die "the payloads ran out during the peak run: raise BENCH_PAYLOADS"
+PEAK_ROWS=$((after - before))
+[ "$PEAK_ROWS" -ge "$PEAK_TOTAL_OK" ] ||
+    die "only $PEAK_ROWS new accepted rows for $PEAK_TOTAL_OK 2xx answers: an answer came before its commit"
+BATCHES=$(awk -v a="$a_count" -v b="$b_count" 'BEGIN { printf "%d", a - b }')
+AVG_BATCH=$(awk -v r1="$a_rows" -v r0="$b_rows" -v n="$BATCHES" 'BEGIN { printf "%.1f", (n > 0 ? (r1 - r0) / n : 0) }')
+AVG_COMMIT_MS=$(awk -v s1="$a_sum" -v s0="$b_sum" -v n="$BATCHES" 'BEGIN { printf "%.2f", (n > 0 ? 1000 * (s1 - s0) / n : 0) }')
+
+# ---------------------------------------------------------------- (d) latency at half the peak
+
+HALF=$(awk -v a="$PEAK_RPS" 'BEGIN { printf "%.0f", a / 2 }')
+[ "$HALF" -ge 1 ] || die "the peak is too low to run at half of it"
+say "(d) latency: $HALF requests/s (half the peak), open loop, ${RUN_SECONDS}s after ${WARMUP}s of warm-up"
+quiesce
+cpu0=$(cpu_snapshot)
+loadgen "$TMP/rate.json" --rate "$HALF" --payloads "$TMP/rate.txt" || die "sabia-loadgen --rate failed"
+HALFRUN=$(cat "$TMP/rate.json")
+cpu1=$(cpu_snapshot)
+HALF_CPU=$(cpu_report "$cpu0" "$cpu1" "$(json_num "$HALFRUN" cpu_seconds)")
+say "(d) $HALFRUN"
+grep -q '"payloads_wrapped":false' <<<"$HALFRUN" ||
+    die "the payloads ran out during the latency run: raise BENCH_PAYLOADS"
+HALF_P99=$(json_num "$HALFRUN" p99_ms)
+HALF_ERRORS=$(json_num "$HALFRUN" errors)
+
+# ---------------------------------------------------------------- (b) ceiling
+
+# The same columns and sizes as the gateway's rows (the payload is a real
+# body), unique dedup keys, one transaction per batch, the tenant set in
+# it. Rows are made server-side (generate_series), the cheapest way to
+# insert them, so the ceiling is as high as pgbench can honestly make it.
+PAYLOAD_HEX=$(printf '%s' "$body" | od -An -v -tx1 | tr -d ' \n')
+pgbench_script() {
+    cat <<EOF
+\\set r random(1, 9000000000000000000)
+BEGIN;
+SELECT set_config('app.tenant_id', '$TENANT', true);
+INSERT INTO webhook_events (id, tenant_id, workspace_id, channel_id, source, request_path,
+    remote_addr, payload, payload_truncated, signature, status, rejection_reason, dedup_key,
+    correlation_id, duplicate_of, processed_at)
+SELECT gen_random_uuid(), '$TENANT', '$WORKSPACE', '$CHANNEL', 'whatsapp', '$WEBHOOK_PATH',
+    '127.0.0.1', decode('$PAYLOAD_HEX', 'hex'), false, '$sig', 'accepted', NULL,
+    'wa:m:wamid.PGB_' || :client_id || '_' || :r || '_' || g, gen_random_uuid()::text, NULL, NULL
+FROM generate_series(1, $1) AS g;
+COMMIT;
+EOF
+}
+
+export PGPASSWORD=$APP_PW # pgbench connects over TCP as sabia_app
+CEIL_ROWS=0
+CEIL_DESC=
+PGB_LINES=
+for batch in $PGB_BATCHES; do
+    for clients in $PGB_CLIENTS; do
+        log=$TMP/pgbench-$batch-$clients.log
+        pgbench_script "$batch" >"$TMP/pgbench-$batch.sql"
+        say "(b) pgbench: batch $batch, $clients clients, ${RUN_SECONDS}s"
+        quiesce
+        if ! step "$log" "$log.err" pgbench -n -h 127.0.0.1 \
+            -p "$PG_PORT" -U sabia_app -f "$TMP/pgbench-$batch.sql" -c "$clients" -j "$clients" \
+            -T "$RUN_SECONDS" sabia; then
+            cat "$log.err" >&2
+            cat "$log" >&2
+            die "pgbench failed"
+        fi
+        tps=$(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' "$log" | head -n 1)
+        [ -n "$tps" ] || die "no tps in $log"
+        failed=$(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' "$log")
+        [ "${failed:-0}" = 0 ] || die "pgbench had $failed failed transactions (log: $log)"
+        rows=$(awk -v t="$tps" -v b="$batch" 'BEGIN { printf "%.1f", t * b }')
+        PGB_LINES+=$(printf '    batch %4s, %s clients: %7.1f tps = %8.0f rows/s' "$batch" "$clients" "$tps" "$rows")$'\n'
+        if awk -v a="$rows" -v b="$CEIL_ROWS" 'BEGIN { exit !(a > b) }'; then
+            CEIL_ROWS=$rows
+            CEIL_DESC="batch $batch, $clients clients"
+        fi
+    done
+done
+LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# ---------------------------------------------------------------- (c) ratio and summary
+
+RATIO=$(awk -v a="$PEAK_RPS" -v b="$CEIL_ROWS" 'BEGIN { printf "%.3f", (b > 0 ? a / b : 0) }')
+verdict() { if [ "$1" = 1 ]; then echo "MET"; else echo "NOT MET"; fi; }
+RATIO_OK=$(awk -v r="$RATIO" 'BEGIN { print ((r >= 0.75) ? 1 : 0) }')
+P99_OK=$(awk -v p="$HALF_P99" -v e="$HALF_ERRORS" 'BEGIN { print ((p <= 25 && e == 0) ? 1 : 0) }')
+
+cat <<EOF
+
+== Sabiá gateway ingestion benchmark, $(date -u +%FT%TZ)
+machine: $(nproc) cores, Linux $(uname -r), load average before/after: $LOAD_BEFORE / $LOAD_AFTER
+PostgreSQL $(psql_super -c 'SHOW server_version' | cut -d' ' -f1): fsync $(psql_super -c 'SHOW fsync'), synchronous_commit $(psql_super -c 'SHOW synchronous_commit'), shared_buffers $(psql_super -c 'SHOW shared_buffers')
+gateway: $HTTP_WORKERS HTTP workers, $COMMIT_THREADS commit threads, batches <= $BATCH_MAX, Redis pool $REDIS_POOL
+
+(a) peak, closed loop, $CONNECTIONS connections, ${RUN_SECONDS}s after ${WARMUP}s of warm-up
+    $PEAK
+    accepted $(printf '%.0f' "$PEAK_RPS")/s, p50 $(json_num "$PEAK" p50_ms) ms, p99 $(json_num "$PEAK" p99_ms) ms, errors $(json_num "$PEAK" errors)
+    durable: $PEAK_ROWS new accepted rows >= $PEAK_TOTAL_OK 2xx answers
+    group commit: $BATCHES commits, $AVG_BATCH rows and $AVG_COMMIT_MS ms per commit on average
+    CPU (cores): $PEAK_CPU
+(d) half the peak, open loop at $HALF/s, ${RUN_SECONDS}s after ${WARMUP}s of warm-up
+    $HALFRUN
+    p50 $(json_num "$HALFRUN" p50_ms) ms, p99 $HALF_P99 ms, errors $HALF_ERRORS
+    CPU (cores): $HALF_CPU
+(b) ceiling: pgbench inserting the same rows in batches into webhook_events as sabia_app
+${PGB_LINES}    best: $(printf '%.0f' "$CEIL_ROWS") rows/s ($CEIL_DESC)
+
+ratio (a)/(b) = $RATIO              target >= 0.75:      $(verdict "$RATIO_OK")
+p99 at half the peak = $HALF_P99 ms    target <= 25 ms:     $(verdict "$P99_OK")
+EOF
