@@ -118,15 +118,7 @@ static int assistant_create(struct ctl *ctl, int argc, char **argv)
         rc = ctl_fail("assistant create: cannot make an id");
     if (rc != 0)
         return rc;
-    sb_buf_init(&j.err, CTL_ERR_MAX);
-    rc = ctl_run_tx(ctl, "assistant create", j.tenant, assistant_tx, &j, &j.err);
-    if (rc == 0) {
-        ctl_print(j.out);
-        j.out = NULL;
-    }
-    json_decref(j.out);
-    sb_buf_cleanup(&j.err);
-    return rc;
+    return ctl_run_print(ctl, "assistant create", j.tenant, assistant_tx, &j, &j.out, &j.err);
 }
 
 int ctl_assistant(struct ctl *ctl, int argc, char **argv)

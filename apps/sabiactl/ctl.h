@@ -79,6 +79,11 @@ struct db_pool *ctl_db(struct ctl *ctl);
 int ctl_run_tx(struct ctl *ctl, const char *what, const char *tenant_id, db_tx_fn fn, void *arg,
                struct sb_buf *err);
 
+/* ctl_run_tx, then prints the JSON the job left in *out (taking it) on
+ * success; *out is freed either way and `err` initialised and cleaned here. */
+int ctl_run_print(struct ctl *ctl, const char *what, const char *tenant_id, db_tx_fn fn, void *arg,
+                  json_t **out, struct sb_buf *err);
+
 /* Runs a statement whose first column of the first row is a JSON text and
  * parses it into *out (owned by the caller). Returns 0, SB_ENOTFOUND (no
  * row), SB_EPARSE (not JSON) or a db_exec() code, with a message in err. */

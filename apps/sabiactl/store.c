@@ -35,6 +35,21 @@ int ctl_run_tx(struct ctl *ctl, const char *what, const char *tenant_id, db_tx_f
     return ctl_fail("%s: %s", what, sb_strerror(rc));
 }
 
+int ctl_run_print(struct ctl *ctl, const char *what, const char *tenant_id, db_tx_fn fn, void *arg,
+                  json_t **out, struct sb_buf *err)
+{
+    sb_buf_init(err, CTL_ERR_MAX);
+    int rc = ctl_run_tx(ctl, what, tenant_id, fn, arg, err);
+    if (rc == 0) {
+        ctl_print(*out);
+        *out = NULL;
+    }
+    json_decref(*out);
+    *out = NULL;
+    sb_buf_cleanup(err);
+    return rc;
+}
+
 int ctl_query_json(PGconn *c, const char *sql, int n, const char *const *params, json_t **out,
                    struct sb_buf *err)
 {

@@ -105,16 +105,10 @@ static int tenant_tx(PGconn *c, void *arg)
 /* Runs the job, prints the tenant and invalidates its cache entry. */
 static int tenant_run(struct ctl *ctl, struct tenant_job *j, const char *what)
 {
-    sb_buf_init(&j->err, CTL_ERR_MAX);
-    int rc = ctl_run_tx(ctl, what, j->id, tenant_tx, j, &j->err);
-    if (rc == 0) {
-        ctl_print(j->out);
-        j->out = NULL;
+    int rc = ctl_run_print(ctl, what, j->id, tenant_tx, j, &j->out, &j->err);
+    if (rc == 0)
         ctl_invalidate(ctl, "tenant", j->id);
-    }
-    json_decref(j->out);
     json_decref(j->details);
-    sb_buf_cleanup(&j->err);
     return rc;
 }
 
