@@ -18,6 +18,7 @@ struct gen_completions {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     struct gen_job *head, *tail;
+    size_t queued; /* jobs waiting for a completion thread */
     bool stop;
     pthread_t threads[COMPLETION_MAX_THREADS];
     int nthreads;
@@ -210,6 +211,7 @@ static void *completion_main(void *arg)
             q->head = j->next;
             if (!q->head)
                 q->tail = NULL;
+            q->queued--;
         }
         pthread_mutex_unlock(&q->mu);
         if (!j)
@@ -242,6 +244,7 @@ static void on_llm_done(const struct llm_result *res, void *arg)
     else
         q->head = j;
     q->tail = j;
+    q->queued++;
     pthread_cond_signal(&q->cv);
     pthread_mutex_unlock(&q->mu);
 }
@@ -263,6 +266,24 @@ static int submit(struct gen_job *j)
                               .nmessages = j->ncontext, .temperature = j->temperature,
                               .max_tokens = j->max_tokens, .idempotency_key = j->message};
     return llm_submit(p->llm, &req, on_llm_done, j);
+}
+
+/* Back-pressure: a new model call starts only while the calls in flight and
+ * the finished ones still to be stored stay under SABIA_LLM_MAX_IN_FLIGHT, so
+ * a burst of commands waits in Redis instead of in memory. False when the
+ * worker is stopping (the command stays pending). */
+static bool wait_for_room(struct processor *p)
+{
+    for (int waited = 0; waited < 60000; waited += 5) {
+        pthread_mutex_lock(&p->completions->mu);
+        size_t finishing = p->completions->queued;
+        pthread_mutex_unlock(&p->completions->mu);
+        if (llm_pending(p->llm) + finishing < (size_t)p->llm_max_in_flight)
+            return true;
+        struct timespec ts = {0, 5 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    return true; /* a minute without room: go ahead rather than stall for ever */
 }
 
 static void fill_job(struct gen_job *j, const struct bus_entry *e)
@@ -314,7 +335,7 @@ static enum bus_verdict on_generate(const struct bus_entry *e, unsigned deliveri
             sb_log_warn(p->svc->log, &lctx, "reply to %s not stored: %s %s", j->message,
                         sb_strerror(rc), j->dberr.len ? j->dberr.data : "");
         v = rc == 0 ? BUS_ACK : BUS_RETRY;
-    } else if ((rc = submit(j)) == 0) {
+    } else if (wait_for_room(p) && (rc = submit(j)) == 0) {
         return BUS_DEFER; /* the job now belongs to the engine and then the completion thread */
     } else if (rc == -EINVAL || rc == SB_ELIMIT) {
         /* The request itself is wrong (settings, or nothing a model can read):

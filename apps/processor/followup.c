@@ -74,7 +74,7 @@ static int run_tx(PGconn *c, void *arg)
                      " SELECT 1 FROM messages i WHERE i.tenant_id = s.tenant_id AND "
                      " i.conversation_id = s.conversation_id AND i.direction = 'inbound' AND "
                      " i.created_at > (SELECT b.created_at FROM messages b WHERE b.tenant_id = "
-                     " s.tenant_id AND b.id::text = s.payload->>'after_message_id')), "
+                     " s.tenant_id AND b.id = (s.payload->>'after_message_id')::uuid)), "
                      "coalesce(a.config->>'followup_text', ''), cv.channel_id "
                      "FROM scheduled_jobs s JOIN conversations cv ON cv.tenant_id = s.tenant_id "
                      "AND cv.id = s.conversation_id LEFT JOIN assistants a ON a.tenant_id = "

@@ -95,6 +95,7 @@ static int processor_start(struct processor *p, struct service *svc)
                             .breaker_cooldown_ms =
                                 (int)sb_config_int(cfg, "SABIA_LLM_BREAKER_COOLDOWN_MS"),
                             .log = svc->log, .metrics = svc->metrics};
+    p->llm_max_in_flight = lc.max_in_flight;
     p->llm = llm_new(&lc);
     p->events = events_new(svc->bus, sb_config_str(cfg, "SABIA_DOMAIN_EVENTS_STREAM"), 1000000,
                            svc->metrics, svc->log);

@@ -65,6 +65,7 @@ struct processor {
     long context_messages_max;
     struct bus_worker *inbound, *generate, *send, *handoff;
     struct llm *llm;                      /* model calls (generate) */
+    long llm_max_in_flight;               /* back-pressure bound (answer.c) */
     const char *openai_key, *anthropic_key; /* instance-wide keys; "" when none */
     const char *openai_base, *anthropic_base, *compatible_base; /* "" = provider default */
     const char *default_model_openai, *default_model_anthropic;

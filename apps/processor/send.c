@@ -22,7 +22,7 @@ static const char CLAIM_SQL[] =
     "ct.external_id, ch.type, coalesce(ch.phone_number_id, ''), "
     "coalesce(ch.instagram_account_id, ''), ch.access_token_enc, ch.id, "
     "coalesce((SELECT r.provider_message_id FROM messages r WHERE r.tenant_id = m.tenant_id "
-    "  AND r.id::text = m.metadata->>'reply_to_message_id'), ''), "
+    "  AND r.id = (m.metadata->>'reply_to_message_id')::uuid), ''), "
     "coalesce((SELECT i.id::text FROM messages i WHERE i.tenant_id = m.tenant_id "
     "  AND i.conversation_id = m.conversation_id AND i.direction = 'inbound' "
     "  ORDER BY i.created_at DESC, i.id DESC LIMIT 1), ''), coalesce(m.correlation_id, '') "
