@@ -28,7 +28,13 @@ static long post_text(struct world *w)
     size_t len;
     char *body = fixture("wa_text.json", &len);
     long st;
-    json_decref(post_signed(w, "whatsapp", w->wa, body, len, &st));
+    json_t *j = post_signed(w, "whatsapp", w->wa, body, len, &st);
+    if (st != 200) {
+        char *dump = j ? json_dumps(j, JSON_COMPACT) : NULL;
+        cr_log_warn("status %ld: %s (log %s)", st, dump ? dump : "(no JSON)", w->log);
+        free(dump);
+    }
+    json_decref(j);
     free(body);
     return st;
 }
