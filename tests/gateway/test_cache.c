@@ -31,7 +31,7 @@ static long post_text(struct world *w)
     json_t *j = post_signed(w, "whatsapp", w->wa, body, len, &st);
     if (st != 200) {
         char *dump = j ? json_dumps(j, JSON_COMPACT) : NULL;
-        cr_log_warn("status %ld: %s (log %s)", st, dump ? dump : "(no JSON)", w->log);
+        fprintf(stderr, "status %ld: %s (log %s)\n", st, dump ? dump : "(no JSON)", w->log);
         free(dump);
     }
     json_decref(j);
