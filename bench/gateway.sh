@@ -32,6 +32,8 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=SCRIPTDIR/../scripts/lib.sh
 . "$ROOT/scripts/lib.sh"
+# shellcheck source=SCRIPTDIR/cpu.sh
+. "$ROOT/bench/cpu.sh"
 
 CONNECTIONS=${BENCH_CONNECTIONS:-64}
 RUN_SECONDS=${BENCH_SECONDS:-10}
@@ -288,23 +290,6 @@ metric() {
         awk -v n="$1" '$1 == n || index($1, n "{") == 1 { s += $2 } END { printf "%.6f\n", s }'
 }
 
-# ticks PID... -> CPU time (clock ticks) the processes have used so far
-ticks() {
-    local pid sum=0 t
-    for pid in "$@"; do
-        t=$(awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$pid/stat" 2>/dev/null) || t=0
-        sum=$((sum + ${t:-0}))
-    done
-    echo "$sum"
-}
-# pg_pids -> the postmaster and its children, space-separated
-pg_pids() {
-    local pm
-    pm=$(head -n 1 "$TMP/pg/postmaster.pid")
-    echo "$pm" "$(pgrep -P "$pm" | tr '\n' ' ')"
-}
-# machine_ticks -> CPU time the whole machine has used (user, system, interrupts)
-machine_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 }' /proc/stat; }
 # cpu_snapshot -> "gateway postgres redis machine" in clock ticks, then the
 # time in ns
 cpu_snapshot() {

@@ -49,6 +49,8 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=SCRIPTDIR/../scripts/lib.sh
 . "$ROOT/scripts/lib.sh"
+# shellcheck source=SCRIPTDIR/cpu.sh
+. "$ROOT/bench/cpu.sh"
 
 DELAY_MS=${BENCH_DELAY_MS:-1000}
 RUN_SECONDS=${BENCH_SECONDS:-12}
@@ -318,21 +320,6 @@ LLM_URL=http://127.0.0.1:$FAKE_PORT/v1
 
 # ---------------------------------------------------------------- helpers
 
-# ticks PID... -> CPU time (clock ticks) the processes have used so far
-ticks() {
-    local pid sum=0 t
-    for pid in "$@"; do
-        t=$(awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$pid/stat" 2>/dev/null) || t=0
-        sum=$((sum + ${t:-0}))
-    done
-    echo "$sum"
-}
-pg_pids() {
-    local pm
-    pm=$(head -n 1 "$TMP/pg/postmaster.pid")
-    echo "$pm" "$(pgrep -P "$pm" | tr '\n' ' ')"
-}
-machine_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 }' /proc/stat; }
 # cpu_snapshot PROCESSOR_PID -> "processor postgres redis fake machine ns"
 cpu_snapshot() {
     # shellcheck disable=SC2046 # pg_pids is a list of numbers: split it
