@@ -4,7 +4,8 @@
  * applies the versioned files in migrations/.
  *
  * Rules this module enforces (DESIGN.md §4):
- *  - statements from the services are parameterised (PQexecParams); the only
+ *  - statements from the services are parameterised (prepared once per
+ *    connection, see db_exec); the only
  *    place that sends raw SQL text is db_migrate(), for trusted repo files;
  *  - the tenant is set with set_config('app.tenant_id', …, true), which lasts
  *    for one transaction, never with a session-level SET that would leak to
@@ -73,8 +74,12 @@ int db_ping(struct db_pool *p, int timeout_ms) SB_MUST_USE;
 
 /* ---------------------------------------------------------------- statements */
 
-/* Runs one parameterised statement (PQexecParams, text parameters, text
- * results). `params` holds `nparams` borrowed strings (NULL entries are SQL
+/* Runs one parameterised statement (text parameters, text results). Each
+ * distinct SQL text is prepared once per connection (PQprepare) and then run
+ * with PQexecPrepared, so the server parses and analyses it once; past
+ * 192 texts per connection (conn.h) the rest run unprepared
+ * (PQexecParams). So pass fixed texts with parameters, never values built
+ * into the text. `params` holds `nparams` borrowed strings (NULL entries are SQL
  * NULL); nparams may be 0 and params NULL. On success returns 0 and, when
  * `res` is non-NULL, stores a result the caller must PQclear() (when `res`
  * is NULL the result is cleared here). On failure returns SB_ECONFLICT for a
@@ -119,7 +124,8 @@ typedef int (*db_tx_fn)(PGconn *c, void *arg);
 int db_tx(struct db_pool *p, db_tx_fn fn, void *arg) SB_MUST_USE;
 
 /* Like db_tx() but first scopes the transaction to `tenant_id` with
- * SELECT set_config('app.tenant_id', $1, true), which Row-Level Security
+ * SELECT set_config('app.tenant_id', $1, true), sent in the same round trip
+ * as BEGIN (libpq pipeline mode), which Row-Level Security
  * policies read with current_setting('app.tenant_id', true). The setting ends
  * with the transaction. `tenant_id` (borrowed) must be a canonical UUID
  * string, otherwise -EINVAL is returned without touching the database.

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "conn.h"
 #include "db.h"
 
 #define SQLSTATE_UNIQUE_VIOLATION "23505"
@@ -34,16 +35,10 @@ void db_err_setf(struct sb_buf *err, const char *fmt, ...)
     (void)rc; /* fits by construction; on -ENOMEM the buffer stays empty */
 }
 
-int db_exec(PGconn *c, const char *sql, int nparams, const char *const *params, PGresult **res,
-            struct sb_buf *err)
+/* Maps a statement's result to 0 (kept in *res or cleared) or an error code
+ * with the server's message in `err`. Takes ownership of `r`. */
+static int exec_outcome(PGconn *c, PGresult *r, PGresult **res, struct sb_buf *err)
 {
-    if (res)
-        *res = NULL;
-    if (!c || !sql || nparams < 0 || (nparams > 0 && !params)) {
-        db_err_setf(err, "db_exec: invalid arguments");
-        return -EINVAL;
-    }
-    PGresult *r = PQexecParams(c, sql, nparams, NULL, params, NULL, NULL, 0);
     ExecStatusType st = PQresultStatus(r);
     if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
         if (res)
@@ -66,6 +61,25 @@ int db_exec(PGconn *c, const char *sql, int nparams, const char *const *params, 
     db_err_setf(err, "%s", msg);
     PQclear(r);
     return rc;
+}
+
+int db_exec(PGconn *c, const char *sql, int nparams, const char *const *params, PGresult **res,
+            struct sb_buf *err)
+{
+    if (res)
+        *res = NULL;
+    if (!c || !sql || nparams < 0 || (nparams > 0 && !params)) {
+        db_err_setf(err, "db_exec: invalid arguments");
+        return -EINVAL;
+    }
+    int rc = 0;
+    PGresult *failed = NULL;
+    const char *name = db_conn_prepared(c, sql, nparams, &rc, &failed);
+    if (rc != 0)
+        return exec_outcome(c, failed, res, err);
+    PGresult *r = name ? PQexecPrepared(c, name, nparams, params, NULL, NULL, 0)
+                       : PQexecParams(c, sql, nparams, NULL, params, NULL, NULL, 0);
+    return exec_outcome(c, r, res, err);
 }
 
 const char *db_value(const PGresult *res, int row, int col)

@@ -290,7 +290,7 @@ int db_acquire(struct db_pool *p, int timeout_ms, PGconn **conn)
 /* Brings a returned connection back to idle. False when it must be closed. */
 static bool pool_clean(struct db_pool *p, PGconn *c)
 {
-    if (PQstatus(c) != CONNECTION_OK)
+    if (PQstatus(c) != CONNECTION_OK || PQpipelineStatus(c) != PQ_PIPELINE_OFF)
         return false;
     switch (PQtransactionStatus(c)) {
     case PQTRANS_IDLE:

@@ -2,60 +2,21 @@
  * rollback on failure, retry on serialization failure or deadlock, and
  * per-transaction tenant scoping through set_config(..., true).
  *
- * To know whether a failed attempt may be retried, a libpq event procedure
- * attached to each connection remembers the SQLSTATE of the last error
- * result it produced, whichever code path ran the statement. */
-#include <libpq-events.h>
+ * To know whether a failed attempt may be retried, the connection's state
+ * (conn.h) remembers the SQLSTATE of the last error result it produced,
+ * whichever code path ran the statement. */
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "conn.h"
 #include "db.h"
 
-#define TX_TRACK_NAME "sabia_db_tx"
 #define TX_BACKOFF_MS 10 /* times the attempt number, plus jitter */
 #define TX_TENANT_MAX 64 /* bytes looked at when validating a tenant id */
+#define TX_SCOPE_SQL "SELECT set_config('app.tenant_id', $1, true)"
 
-struct tx_track {
-    char sqlstate[6]; /* of the last error result, "" when none since reset */
-};
-
-static int tx_event(PGEventId id, void *info, void *pass)
-{
-    (void)pass;
-    if (id == PGEVT_REGISTER) {
-        PGEventRegister *e = info;
-        struct tx_track *t = calloc(1, sizeof(*t));
-        if (!t)
-            return 0;
-        if (!PQsetInstanceData(e->conn, tx_event, t)) {
-            free(t);
-            return 0;
-        }
-    } else if (id == PGEVT_RESULTCREATE) {
-        PGEventResultCreate *e = info;
-        struct tx_track *t = PQinstanceData(e->conn, tx_event);
-        const char *state = PQresultErrorField(e->result, PG_DIAG_SQLSTATE);
-        if (t && state && PQresultStatus(e->result) == PGRES_FATAL_ERROR)
-            snprintf(t->sqlstate, sizeof(t->sqlstate), "%s", state);
-    } else if (id == PGEVT_CONNDESTROY) {
-        PGEventConnDestroy *e = info;
-        free(PQinstanceData(e->conn, tx_event));
-    }
-    return 1;
-}
-
-/* The connection's tracker, attached on first use; NULL when that failed
- * (then nothing is retried). */
-static struct tx_track *tx_track_get(PGconn *c)
-{
-    struct tx_track *t = PQinstanceData(c, tx_event);
-    if (!t && PQregisterEventProc(c, tx_event, TX_TRACK_NAME, NULL))
-        t = PQinstanceData(c, tx_event);
-    return t;
-}
-
-static bool tx_retryable(const struct tx_track *t)
+static bool tx_retryable(const struct db_conn_state *t)
 {
     return t && (strcmp(t->sqlstate, "40001") == 0 || strcmp(t->sqlstate, "40P01") == 0);
 }
@@ -71,17 +32,71 @@ static int tx_commit(PGconn *c)
     return rc;
 }
 
+/* Queues one statement of a pipeline, prepared when the cache allows. */
+static bool tx_send(PGconn *c, const char *name, const char *sql, int n, const char *const *params)
+{
+    return name ? PQsendQueryPrepared(c, name, n, params, NULL, NULL, 0)
+                : PQsendQueryParams(c, sql, n, NULL, params, NULL, NULL, 0);
+}
+
+/* BEGIN and the tenant's set_config in one round trip (pipeline mode).
+ * *began tells whether BEGIN went through. */
+static int tx_begin_tenant(PGconn *c, const char *tenant_id, bool *began)
+{
+    const char *params[1] = {tenant_id};
+    int rc = 0;
+    PGresult *failed = NULL;
+    const char *begin = db_conn_prepared(c, "BEGIN", 0, &rc, &failed);
+    const char *scope = rc == 0 ? db_conn_prepared(c, TX_SCOPE_SQL, 1, &rc, &failed) : NULL;
+    PQclear(failed);
+    if (rc != 0)
+        return PQstatus(c) == CONNECTION_OK ? SB_EDB : SB_EUNAVAIL;
+    if (!PQenterPipelineMode(c))
+        return SB_EUNAVAIL;
+    bool sent = tx_send(c, begin, "BEGIN", 0, NULL) && tx_send(c, scope, TX_SCOPE_SQL, 1, params) &&
+                PQpipelineSync(c);
+    rc = sent ? 0 : SB_EUNAVAIL;
+    int answered = 0; /* statements whose results ended */
+    bool synced = false, was_null = false;
+    while (sent && !synced) {
+        PGresult *r = PQgetResult(c);
+        if (!r) {
+            if (was_null)
+                break; /* nothing more will come: the connection went away */
+            was_null = true;
+            answered++;
+            continue;
+        }
+        was_null = false;
+        ExecStatusType st = PQresultStatus(r);
+        if (st == PGRES_PIPELINE_SYNC)
+            synced = true;
+        else if (st == PGRES_COMMAND_OK && answered == 0)
+            *began = true;
+        else if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK && rc == 0)
+            rc = SB_EDB;
+        PQclear(r);
+    }
+    if (!synced || !PQexitPipelineMode(c))
+        rc = SB_EUNAVAIL; /* db_release() closes a connection left in this state */
+    if (rc == SB_EDB && PQstatus(c) != CONNECTION_OK)
+        rc = SB_EUNAVAIL;
+    return rc;
+}
+
 /* One attempt on `c`. *began tells whether BEGIN went through. */
 static int tx_attempt(PGconn *c, const char *tenant_id, db_tx_fn fn, void *arg, bool *began)
 {
-    int rc = db_exec(c, "BEGIN", 0, NULL, NULL, NULL);
-    *began = rc == 0;
-    if (rc != 0)
-        return rc;
+    int rc;
+    *began = false;
     if (tenant_id) {
-        const char *params[1] = {tenant_id};
-        rc = db_exec(c, "SELECT set_config('app.tenant_id', $1, true)", 1, params, NULL, NULL);
+        rc = tx_begin_tenant(c, tenant_id, began);
+    } else {
+        rc = db_exec(c, "BEGIN", 0, NULL, NULL, NULL);
+        *began = rc == 0;
     }
+    if (!*began)
+        return rc;
     if (rc == 0)
         rc = fn(c, arg);
     /* The body reported success but ignored a failed statement, or ended
@@ -116,7 +131,7 @@ static int tx_run(struct db_pool *p, const char *tenant_id, db_tx_fn fn, void *a
         rc = db_acquire(p, DB_TX_ACQUIRE_TIMEOUT_MS, &c);
         if (rc != 0)
             return rc;
-        struct tx_track *t = tx_track_get(c);
+        struct db_conn_state *t = db_conn_state(c);
         if (t)
             t->sqlstate[0] = '\0';
         bool began = false;

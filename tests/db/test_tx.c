@@ -243,6 +243,72 @@ Test(exec, unique_violation_is_a_conflict)
     cr_assert_eq(visible(TENANT_A), 1);
 }
 
+static long prepared_count(PGconn *c, const char *like)
+{
+    const char *params[1] = {like};
+    PGresult *r = NULL;
+    cr_assert_eq(db_exec(c, "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE $1",
+                         1, params, &r, NULL),
+                 0);
+    long n = -1;
+    cr_assert_eq(db_value_long(r, 0, 0, &n), 0);
+    PQclear(r);
+    return n;
+}
+
+Test(exec, each_text_is_prepared_once_per_connection)
+{
+    PGconn *c = NULL;
+    cr_assert_eq(db_acquire(app, 5000, &c), 0);
+    for (int i = 0; i < 5; i++) {
+        char v[16], want[16];
+        snprintf(v, sizeof v, "%d", i);
+        snprintf(want, sizeof want, "%d", i * 7);
+        const char *params[1] = {v};
+        PGresult *r = NULL;
+        cr_assert_eq(db_exec(c, "SELECT $1::int * 7 /* once */", 1, params, &r, NULL), 0);
+        cr_assert_str_eq(db_value(r, 0, 0), want, "each call binds its own parameters");
+        PQclear(r);
+    }
+    cr_assert_eq(prepared_count(c, "%/* once */%"), 1);
+
+    /* Past the cache's bound the rest still run, unprepared. */
+    for (int i = 0; i < 400; i++) {
+        char sql[64], want[16];
+        snprintf(sql, sizeof sql, "SELECT %d /* many */", i);
+        snprintf(want, sizeof want, "%d", i);
+        PGresult *r = NULL;
+        cr_assert_eq(db_exec(c, sql, 0, NULL, &r, NULL), 0);
+        cr_assert_str_eq(db_value(r, 0, 0), want);
+        PQclear(r);
+    }
+    long many = prepared_count(c, "%/* many */%");
+    cr_assert(many > 100 && many < 256, "bounded per connection, got %ld", many);
+    db_release(app, c);
+}
+
+Test(exec, prepared_statements_outlive_rollback_and_failures)
+{
+    PGconn *c = NULL;
+    cr_assert_eq(db_acquire(app, 5000, &c), 0);
+    const char *later = "SELECT count(*) FROM t_prepared_later";
+    /* A text that fails to prepare is not remembered: it works once it can. */
+    cr_assert_eq(db_exec(c, later, 0, NULL, NULL, NULL), SB_EDB);
+    char *role = app_role();
+    owner_execf("CREATE TABLE t_prepared_later (x int)");
+    owner_execf("GRANT SELECT ON t_prepared_later TO %s", role);
+    free(role);
+    cr_assert_eq(db_exec(c, later, 0, NULL, NULL, NULL), 0);
+    /* Prepared first inside a transaction that rolls back: still prepared. */
+    cr_assert_eq(db_exec(c, "BEGIN", 0, NULL, NULL, NULL), 0);
+    cr_assert_eq(db_exec(c, "SELECT 'rolled back' /* rb */", 0, NULL, NULL, NULL), 0);
+    cr_assert_eq(db_exec(c, "ROLLBACK", 0, NULL, NULL, NULL), 0);
+    cr_assert_eq(db_exec(c, "SELECT 'rolled back' /* rb */", 0, NULL, NULL, NULL), 0);
+    cr_assert_eq(prepared_count(c, "%/* rb */%"), 1);
+    db_release(app, c);
+    owner_execf("DROP TABLE t_prepared_later");
+}
+
 /* ---------------------------------------------------------------- transactions */
 
 TestSuite(tx, .init = setup, .fini = teardown, .timeout = 30);
@@ -366,6 +432,18 @@ Test(tx, dead_pooled_connection_is_replaced)
     db_pool_free(killer);
     usleep(100 * 1000);
     cr_assert_eq(db_tx(app, own_pid, &pid2), 0);
+    cr_assert_neq(pid2, pid);
+    /* The new session has nothing prepared: its statements are prepared anew. */
+    cr_assert_eq(db_tx(app, own_pid, &pid2), 0);
+
+    /* The same for a tenant transaction (BEGIN and scope sent together). */
+    cr_assert_eq(db_tenant_tx(app, TENANT_A, own_pid, &pid), 0);
+    killer = db_pool_new(ts_env("SABIA_DATABASE_URL"), 1, NULL, NULL);
+    cr_assert_eq(db_tx(killer, terminate, &pid), 0);
+    db_pool_free(killer);
+    usleep(100 * 1000);
+    cr_assert_eq(visible(TENANT_A), 0);
+    cr_assert_eq(db_tenant_tx(app, TENANT_A, own_pid, &pid2), 0);
     cr_assert_neq(pid2, pid);
 }
 
