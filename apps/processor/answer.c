@@ -110,6 +110,8 @@ static const char *provider_base(const struct gen_job *j)
 
 bool gen_use_retrieval(const struct gen_job *j)
 {
+    if (j->capped)
+        return true;
     if (strcmp(j->provider, "openai_compatible") == 0)
         return provider_base(j) == NULL;
     if (strcmp(j->provider, "openai") == 0 || strcmp(j->provider, "anthropic") == 0)
@@ -232,6 +234,7 @@ static void on_llm_done(const struct llm_result *res, void *arg)
     if (res->error == LLM_OK) {
         j->tokens_in = res->tokens_in;
         j->tokens_out = res->tokens_out;
+        j->latency_ms = res->latency_ms;
         snprintf(j->used_model, sizeof j->used_model, "%s", res->model[0] ? res->model : j->model);
         if (sb_buf_append_str(&j->reply, res->text) != 0 || j->reply.len == 0) {
             j->llm_error = LLM_ERR_SERVER; /* empty or oversized answer: try again */
@@ -328,6 +331,13 @@ static enum bus_verdict on_generate(const struct bus_entry *e, unsigned deliveri
         if (gen_release_buffer(j) != 0)
             v = BUS_RETRY;
     } else if (gen_use_retrieval(j)) {
+        if (j->capped) {
+            count(p, j->provider, "spend_capped");
+            sb_log_warn(p->svc->log, &lctx,
+                        "monthly LLM spend cap reached (%ld of %ld micro-USD): answering %s "
+                        "from the knowledge base",
+                        j->spent, j->cap, j->message);
+        }
         snprintf(j->used_model, sizeof j->used_model, "retrieval");
         rc = gen_finish(j);
         count(p, "retrieval", rc != 0 ? "failed" : j->skip ? "skipped" : "replied");

@@ -18,12 +18,21 @@
  * of stalled outbound messages). */
 #include "generate.h"
 #include "retrieval.h"
+#include "spend.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 #define KNOWLEDGE_HITS 3
 #define QUESTION_MAX 16384   /* bytes of unanswered customer text considered */
+
+/* An assistant's own price (config, micro-USD per million tokens), else the
+ * instance's. */
+static long price_or(const char *text, long fallback)
+{
+    long v = 0;
+    return text[0] && sb_parse_long(text, 0, PROC_PRICE_MAX, &v) == 0 ? v : fallback;
+}
 
 static int load_assistant(PGconn *c, struct gen_job *j)
 {
@@ -32,7 +41,9 @@ static int load_assistant(PGconn *c, struct gen_job *j)
     int rc = db_exec(c,
                      "SELECT provider, model, system_prompt, personality, temperature, max_tokens, "
                      "context_messages, coalesce(provider_base_url, ''), provider_api_key_enc, "
-                     "coalesce(config->>'fallback_text', '') "
+                     "coalesce(config->>'fallback_text', ''), "
+                     "coalesce(config->>'price_input_micros_per_mtok', ''), "
+                     "coalesce(config->>'price_output_micros_per_mtok', '') "
                      "FROM assistants WHERE tenant_id = $1 AND id = $2 AND status = 'active'",
                      2, p, &r, &j->dberr);
     if (rc == 0 && PQntuples(r) == 0)
@@ -49,6 +60,8 @@ static int load_assistant(PGconn *c, struct gen_job *j)
         j->context_max = db_value_long(r, 0, 6, &v) == 0 ? (int)v : 20;
         snprintf(j->base_url, sizeof j->base_url, "%s", PQgetvalue(r, 0, 7));
         snprintf(j->fallback, sizeof j->fallback, "%s", PQgetvalue(r, 0, 9));
+        j->price_in = price_or(PQgetvalue(r, 0, 10), j->p->price_in);
+        j->price_out = price_or(PQgetvalue(r, 0, 11), j->p->price_out);
         if (rc == 0 && !PQgetisnull(r, 0, 8))
             rc = gen_open_key(j, PQgetvalue(r, 0, 8));
     }
@@ -157,6 +170,11 @@ static int prepare_tx(PGconn *c, void *arg)
         j->skip = "the assistant is inactive";
         return 0;
     }
+    if (rc == 0 && !gen_use_retrieval(j)) {
+        bool allowed = true;
+        rc = spend_check(j->p->spend, c, j->tenant, &allowed, &j->spent, &j->cap);
+        j->capped = !allowed;
+    }
     if (rc == 0)
         rc = load_context(c, j);
     if (rc == 0 && gen_use_retrieval(j))
@@ -174,7 +192,29 @@ int gen_prepare(struct gen_job *j)
 struct finish {
     struct gen_job *j;
     char id[SB_UUID_STRLEN];
+    long cost; /* micro-USD of the model call; 0 for retrieval */
 };
+
+/* One llm_usage row per model reply, in the reply's transaction. */
+static int record_usage(PGconn *c, struct finish *f)
+{
+    struct gen_job *j = f->j;
+    char tin[24], tout[24], cost[24], latency[24];
+    f->cost = spend_cost(j->tokens_in, j->tokens_out, j->price_in, j->price_out);
+    snprintf(tin, sizeof tin, "%ld", j->tokens_in > 0 ? j->tokens_in : 0);
+    snprintf(tout, sizeof tout, "%ld", j->tokens_out > 0 ? j->tokens_out : 0);
+    snprintf(cost, sizeof cost, "%ld", f->cost);
+    snprintf(latency, sizeof latency, "%ld", j->latency_ms > 0 ? j->latency_ms : 0);
+    const char *p[] = {j->tenant, j->assistant, j->conversation, f->id, j->provider,
+                       j->used_model, tin, tout, cost, latency,
+                       j->correlation[0] ? j->correlation : NULL};
+    return db_exec(c,
+                   "INSERT INTO llm_usage (tenant_id, assistant_id, conversation_id, message_id, "
+                   "provider, model, outcome, tokens_in, tokens_out, cost_micros, latency_ms, "
+                   "correlation_id) VALUES ($1, $2, $3, $4, $5, $6, 'ok', $7::int, $8::int, "
+                   "$9::bigint, $10::int, $11)",
+                   11, p, NULL, &j->dberr);
+}
 
 static int finish_tx(PGconn *c, void *arg)
 {
@@ -188,18 +228,22 @@ static int finish_tx(PGconn *c, void *arg)
     snprintf(tout, sizeof tout, "%ld", j->tokens_out);
     const char *p[] = {j->tenant, j->conversation, j->channel, j->reply.data ? j->reply.data : "",
                        j->message, gen_use_retrieval(j) ? "retrieval" : j->provider,
-                       j->used_model, tin, tout, j->correlation[0] ? j->correlation : NULL};
+                       j->used_model, tin, tout, j->correlation[0] ? j->correlation : NULL,
+                       j->capped ? "t" : "f"};
     PGresult *r = NULL;
     rc = db_exec(c,
                  "INSERT INTO messages (tenant_id, conversation_id, channel_id, direction, "
                  "sender_type, type, content, metadata, status, llm_model, tokens_in, tokens_out, "
                  "correlation_id) VALUES ($1, $2, $3, 'outbound', 'bot', 'text', $4, "
-                 "jsonb_build_object('reply_to_message_id', $5::text, 'provider', $6::text), "
+                 "jsonb_strip_nulls(jsonb_build_object('reply_to_message_id', $5::text, "
+                 "'provider', $6::text, 'spend_cap_reached', CASE WHEN $11::boolean THEN true END)), "
                  "'queued', NULLIF($7, ''), $8::int, $9::int, $10) RETURNING id",
-                 10, p, &r, &j->dberr);
+                 11, p, &r, &j->dberr);
     if (rc == 0)
         snprintf(f->id, sizeof f->id, "%s", PQgetvalue(r, 0, 0));
     PQclear(r);
+    if (rc == 0 && !gen_use_retrieval(j))
+        rc = record_usage(c, f);
     domain_str_copy(preview, sizeof preview, p[3]);
     const char *q[] = {j->tenant, j->conversation, preview};
     if (rc == 0) /* answered: the buffer's lease ends (no newer message: still_wanted) */
@@ -217,6 +261,8 @@ int gen_finish(struct gen_job *j)
     int rc = db_tenant_tx(j->p->svc->db, j->tenant, finish_tx, &f);
     if (rc != 0 || j->skip)
         return rc;
+    if (!gen_use_retrieval(j))
+        spend_add(j->p->spend, j->p->svc->db, j->tenant, f.cost, j->tokens_in, j->tokens_out);
     /* Only now: a sender must find the committed message. If this fails, the
      * stalled-message sweep sends it later. */
     if (command_enqueue(j->p, PROC_STREAM_SEND, j->tenant, j->conversation, f.id, j->correlation,

@@ -24,6 +24,9 @@ struct gen_job {
     char *api_key;                       /* decrypted tenant key, wiped on free */
     double temperature;
     int max_tokens, context_max;
+    long price_in, price_out;            /* micro-USD per million tokens */
+    bool capped;                         /* the tenant's monthly spend cap is reached */
+    long spent, cap;                     /* micro-USD, when capped (cap -1: none) */
     struct sb_buf system;                /* system prompt + personality + knowledge */
     struct sb_buf question;              /* the unanswered customer text */
     struct llm_message *context;         /* roles are static strings, contents owned */
@@ -31,6 +34,7 @@ struct gen_job {
     /* answer */
     struct sb_buf reply;
     char used_model[201];
+    long latency_ms;                     /* of the model call */
     long tokens_in, tokens_out;
     enum llm_error llm_error;
     bool llm_retryable;
@@ -46,7 +50,8 @@ int gen_context_add(struct gen_job *j, const char *role, const char *content) SB
 /* Decrypts the assistant's own provider key (bytea text form). */
 int gen_open_key(struct gen_job *j, const char *bytea_text) SB_MUST_USE;
 /* True when the built-in retrieval-only provider answers this job: the
- * assistant chose it, or no key is configured for its provider. */
+ * assistant chose it, no key is configured for its provider, or the tenant's
+ * monthly LLM spend cap is reached. */
 bool gen_use_retrieval(const struct gen_job *j);
 
 /* generate.c: loads everything (and answers at once for retrieval). */

@@ -1,6 +1,7 @@
 /* sabia-processor - turns accepted events into conversations and replies.
  * main.c only wires configuration, libraries and the parts (processor.h). */
 #include "processor.h"
+#include "spend.h"
 
 #include "llm.h"
 
@@ -38,6 +39,10 @@ static const struct sb_config_spec SETTINGS[] = {
     {"SABIA_ANTHROPIC_MODEL", SB_CONFIG_STRING, "claude-sonnet-4-5", 0, 0, false,
      "default Anthropic model"},
     {"SABIA_LLM_MAX_IN_FLIGHT", SB_CONFIG_INT, "4096", 1, 100000, false, "model calls at once"},
+    {"SABIA_LLM_PRICE_INPUT", SB_CONFIG_INT, "2500000", 0, PROC_PRICE_MAX, false,
+     "model price for input tokens, micro-USD per million (an assistant's config may override)"},
+    {"SABIA_LLM_PRICE_OUTPUT", SB_CONFIG_INT, "10000000", 0, PROC_PRICE_MAX, false,
+     "model price for output tokens, micro-USD per million (an assistant's config may override)"},
     {"SABIA_LLM_TIMEOUT_MS", SB_CONFIG_INT, "60000", 1000, 600000, false, "one model call"},
     {"SABIA_LLM_BREAKER_FAILURES", SB_CONFIG_INT, "5", 1, 1000, false,
      "consecutive failed calls that open an endpoint's circuit"},
@@ -96,10 +101,13 @@ static int processor_start(struct processor *p, struct service *svc)
                                 (int)sb_config_int(cfg, "SABIA_LLM_BREAKER_COOLDOWN_MS"),
                             .log = svc->log, .metrics = svc->metrics};
     p->llm_max_in_flight = lc.max_in_flight;
+    p->price_in = sb_config_int(cfg, "SABIA_LLM_PRICE_INPUT");
+    p->price_out = sb_config_int(cfg, "SABIA_LLM_PRICE_OUTPUT");
+    p->spend = spend_new();
     p->llm = llm_new(&lc);
     p->events = events_new(svc->bus, sb_config_str(cfg, "SABIA_DOMAIN_EVENTS_STREAM"), 1000000,
                            svc->metrics, svc->log);
-    if (!p->llm || !p->events)
+    if (!p->llm || !p->events || !p->spend)
         return -ENOMEM;
     int rc = send_start(p);
     if (rc == 0)
@@ -121,6 +129,7 @@ static void processor_stop(struct processor *p)
     handoff_stop(p);
     generate_stop(p); /* also frees the LLM engine */
     send_stop(p);
+    spend_free(p->spend, p->svc->db); /* after the last reply was stored */
     llm_free(p->llm);
     events_free(p->events);
     crypto_key_free(p->master);

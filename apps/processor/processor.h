@@ -37,6 +37,7 @@
 #define PROC_KEY_JOBS "sabia:jobs"
 #define PROC_GROUP "processor"
 #define PROC_COMMAND_MAXLEN 1000000L
+#define PROC_PRICE_MAX 1000000000L /* micro-USD per million tokens: $1,000 per million */
 
 /* SQL SET items for a conversation the bot gets back (hand-back, auto-resume):
  * when a customer message came after the last outbound one, the reply buffer
@@ -66,6 +67,8 @@ struct processor {
     struct bus_worker *inbound, *generate, *send, *handoff;
     struct llm *llm;                      /* model calls (generate) */
     long llm_max_in_flight;               /* back-pressure bound (answer.c) */
+    struct spend *spend;                  /* monthly LLM spend per tenant (spend.c) */
+    long price_in, price_out;             /* default model prices, micro-USD per million tokens */
     const char *openai_key, *anthropic_key; /* instance-wide keys; "" when none */
     const char *openai_base, *anthropic_base, *compatible_base; /* "" = provider default */
     const char *default_model_openai, *default_model_anthropic;

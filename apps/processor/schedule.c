@@ -4,6 +4,7 @@
  * past due, handoffs due to resume, outbound messages stuck in queued) and
  * closes conversations idle past their assistant's idle_close_seconds. */
 #include "processor.h"
+#include "spend.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -208,6 +209,7 @@ static void *schedule_main(void *arg)
 {
     struct schedule *s = arg;
     int64_t next_sweep = sb_mono_ms() + SWEEP_INTERVAL_MS;
+    int64_t next_spend = sb_mono_ms() + SPEND_REFRESH_MS;
     while (!atomic_load(&s->stop)) {
         due_buffers(s->p);
         due_retries(s->p);
@@ -215,6 +217,10 @@ static void *schedule_main(void *arg)
         if (sb_mono_ms() >= next_sweep) {
             sweep(s->p);
             next_sweep = sb_mono_ms() + SWEEP_INTERVAL_MS;
+        }
+        if (sb_mono_ms() >= next_spend) {
+            spend_flush(s->p->spend, s->p->svc->db);
+            next_spend = sb_mono_ms() + SPEND_REFRESH_MS;
         }
         struct timespec ts = {0, SCHEDULE_TICK_MS * 1000000L};
         nanosleep(&ts, NULL);

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define TENANT_CAP_MAX          1000000000000000L /* micro-USD a month: a billion dollars */
 #define TENANT_LIST_PAGE        1000    /* rows per platform_list_tenants() call (its maximum) */
 #define TENANT_LIST_MAX         1000000 /* tenants one `tenant list` prints */
 #define TENANT_REASON_MAX_CHARS 1000
@@ -19,7 +20,8 @@
 static const char TENANT_JSON_SQL[] =
     "SELECT json_build_object('id', id, 'name', name, 'slug', slug, 'status', status, "
     "'plan', plan, 'rate_limit_per_second', rate_limit_per_second, "
-    "'rate_limit_burst', rate_limit_burst, 'suspended_at', suspended_at, "
+    "'rate_limit_burst', rate_limit_burst, 'llm_monthly_cap_micros', llm_monthly_cap_micros, "
+    "'suspended_at', suspended_at, "
     "'suspended_reason', suspended_reason, 'created_at', created_at, "
     "'updated_at', updated_at)::text FROM tenants WHERE id = $1";
 
@@ -32,6 +34,7 @@ struct tenant_job {
     char id[SB_UUID_STRLEN];
     const char *name, *slug, *plan, *reason; /* borrowed from argv, NULL when not given */
     char rate[24], burst[24];                /* canonical decimal, "" when not given */
+    char cap[24];                            /* micro-USD, "" when not given, "none" clears */
     json_t *details;                         /* audit details (owned) */
     json_t *out;                             /* the tenant after the change (owned) */
     struct sb_buf err;
@@ -40,15 +43,18 @@ struct tenant_job {
 /* Sets the optional columns given on the command line. */
 static int tenant_set_fields(PGconn *c, struct tenant_job *j)
 {
-    if (!j->name && !j->plan && !j->rate[0] && !j->burst[0])
+    if (!j->name && !j->plan && !j->rate[0] && !j->burst[0] && !j->cap[0])
         return 0;
     const char *p[] = {j->id, j->op == TENANT_UPDATE ? j->name : NULL, j->plan,
-                       j->rate[0] ? j->rate : NULL, j->burst[0] ? j->burst : NULL};
+                       j->rate[0] ? j->rate : NULL, j->burst[0] ? j->burst : NULL,
+                       j->cap[0] ? j->cap : NULL};
     return db_exec(c,
                    "UPDATE tenants SET name = COALESCE($2, name), plan = COALESCE($3, plan), "
                    "rate_limit_per_second = COALESCE($4::int, rate_limit_per_second), "
-                   "rate_limit_burst = COALESCE($5::int, rate_limit_burst) WHERE id = $1",
-                   5, p, NULL, &j->err);
+                   "rate_limit_burst = COALESCE($5::int, rate_limit_burst), "
+                   "llm_monthly_cap_micros = CASE WHEN $6::text IS NULL THEN llm_monthly_cap_micros "
+                   "WHEN $6 = 'none' THEN NULL ELSE $6::bigint END WHERE id = $1",
+                   6, p, NULL, &j->err);
 }
 
 static int tenant_change(PGconn *c, struct tenant_job *j)
@@ -132,6 +138,8 @@ static int tenant_fields(struct tenant_job *j, int argc, char **argv)
     long rate = 0, burst = 0;
     const char *rate_s = ctl_opt(argc, argv, "--rate-limit-per-second");
     const char *burst_s = ctl_opt(argc, argv, "--rate-limit-burst");
+    const char *cap_s = ctl_opt(argc, argv, "--llm-monthly-cap-micros");
+    long cap = -1;
     int rc = ctl_arg_text("--name", j->name, 1, CTL_NAME_MAX_CHARS);
     if (rc == 0)
         rc = ctl_arg_enum("--plan", j->plan, PLANS);
@@ -139,6 +147,8 @@ static int tenant_fields(struct tenant_job *j, int argc, char **argv)
         rc = ctl_arg_long("--rate-limit-per-second", rate_s, 1, CTL_RATE_MAX, &rate);
     if (rc == 0)
         rc = ctl_arg_long("--rate-limit-burst", burst_s, 1, CTL_RATE_MAX, &burst);
+    if (rc == 0 && cap_s && strcmp(cap_s, "none") != 0)
+        rc = ctl_arg_long("--llm-monthly-cap-micros", cap_s, 0, TENANT_CAP_MAX, &cap);
     if (rc == 0 && j->slug && !tenant_slug_valid(j->slug))
         rc = ctl_fail("--slug: 1 to %d characters of a-z, 0-9 and '-', not starting or ending "
                       "with '-'",
@@ -149,6 +159,10 @@ static int tenant_fields(struct tenant_job *j, int argc, char **argv)
         snprintf(j->rate, sizeof j->rate, "%ld", rate);
     if (burst_s)
         snprintf(j->burst, sizeof j->burst, "%ld", burst);
+    if (cap_s && cap < 0)
+        snprintf(j->cap, sizeof j->cap, "none");
+    else if (cap_s)
+        snprintf(j->cap, sizeof j->cap, "%ld", cap);
     j->details = json_object();
     const char *keys[] = {"name", "slug", "plan"};
     const char *vals[] = {j->name, j->slug, j->plan};
@@ -159,6 +173,9 @@ static int tenant_fields(struct tenant_job *j, int argc, char **argv)
         json_object_set_new(j->details, "rate_limit_per_second", json_integer(rate));
     if (burst_s)
         json_object_set_new(j->details, "rate_limit_burst", json_integer(burst));
+    if (cap_s)
+        json_object_set_new(j->details, "llm_monthly_cap_micros",
+                            cap < 0 ? json_null() : json_integer(cap));
     return 0;
 }
 
@@ -169,10 +186,11 @@ static int tenant_create(struct ctl *ctl, int argc, char **argv)
                                              {"--plan", false},
                                              {"--rate-limit-per-second", false},
                                              {"--rate-limit-burst", false},
+                                             {"--llm-monthly-cap-micros", false},
                                              {NULL, false}};
     static const char USAGE[] = "sabiactl tenant create --name N [--slug S] "
                                 "[--plan free|pro|enterprise] [--rate-limit-per-second N] "
-                                "[--rate-limit-burst N]";
+                                "[--rate-limit-burst N] [--llm-monthly-cap-micros N|none]";
     int rc = ctl_args_check(argc, argv, OPTS, USAGE);
     if (rc != 0)
         return rc;
@@ -193,10 +211,11 @@ static int tenant_update(struct ctl *ctl, int argc, char **argv)
                                              {"--plan", false},
                                              {"--rate-limit-per-second", false},
                                              {"--rate-limit-burst", false},
+                                             {"--llm-monthly-cap-micros", false},
                                              {NULL, false}};
     static const char USAGE[] = "sabiactl tenant update --id T [--name N] "
                                 "[--plan free|pro|enterprise] [--rate-limit-per-second N] "
-                                "[--rate-limit-burst N]";
+                                "[--rate-limit-burst N] [--llm-monthly-cap-micros N|none]";
     int rc = ctl_args_check(argc, argv, OPTS, USAGE);
     if (rc != 0)
         return rc;

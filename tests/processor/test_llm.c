@@ -9,19 +9,30 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void use_model(void)
+/* Runs `sql` as the owner inside the test tenant; the first value, or NULL. */
+static char *tenant_sql(const char *sql)
 {
-    flow_setup();
     PGconn *c = PQconnectdb(W.owner_url);
     PQclear(PQexec(c, "BEGIN"));
     const char *t[] = {W.tenant};
     PQclear(PQexecParams(c, "SELECT set_config('app.tenant_id', $1, true)", 1, NULL, t, NULL, NULL, 0));
-    PGresult *r = PQexec(c, "UPDATE assistants SET provider = 'openai_compatible', model = 'fake', "
-                            "system_prompt = 'You are the Test store assistant.'");
-    cr_assert_eq(PQresultStatus(r), PGRES_COMMAND_OK, "%s", PQerrorMessage(c));
+    PGresult *r = PQexec(c, sql);
+    ExecStatusType st = PQresultStatus(r);
+    cr_assert(st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK, "%s: %s", sql, PQerrorMessage(c));
+    char *v = st == PGRES_TUPLES_OK && PQntuples(r) > 0 && !PQgetisnull(r, 0, 0)
+                  ? strdup(PQgetvalue(r, 0, 0))
+                  : NULL;
     PQclear(r);
     PQclear(PQexec(c, "COMMIT"));
     PQfinish(c);
+    return v;
+}
+
+static void use_model(void)
+{
+    flow_setup();
+    free(tenant_sql("UPDATE assistants SET provider = 'openai_compatible', model = 'fake', "
+                    "system_prompt = 'You are the Test store assistant.'"));
 }
 
 TestSuite(llm, .init = use_model, .fini = flow_teardown, .timeout = 180);
@@ -82,4 +93,68 @@ Test(llm, an_outage_opens_the_breaker_and_the_customer_is_answered_after)
     /* Twelve scripted failures went by before the answer: the calls were retried. */
     cr_assert_geq(json_array_size(all), 4, "only %zu model calls", json_array_size(all));
     json_decref(reqs);
+}
+
+static size_t llm_request_count(void)
+{
+    json_t *reqs = llm_requests();
+    json_t *all = json_is_array(reqs) ? reqs : json_object_get(reqs, "requests");
+    size_t n = json_array_size(all);
+    json_decref(reqs);
+    return n;
+}
+
+Test(llm, the_monthly_spend_cap_stops_model_calls)
+{
+    /* $1,000 per million tokens: each token costs 1,000 micro-USD. The cap
+     * is one micro-USD, so the first reply crosses it. */
+    free(tenant_sql("UPDATE assistants SET config = config || "
+                    "'{\"price_input_micros_per_mtok\": 1000000000, "
+                    "\"price_output_micros_per_mtok\": 1000000000}'"));
+    free(tenant_sql("UPDATE tenants SET llm_monthly_cap_micros = 1"));
+    char phone[16], last[4096] = "";
+    new_customer(phone);
+    customer_says(phone, "what is your return policy");
+    cr_assert_eq(wait_sends(phone, 1, 20000, last, sizeof last), 1, "log %s", PROC_LOG[0]);
+    cr_assert_str_eq(last, "Echo: what is your return policy");
+    size_t calls = llm_request_count();
+
+    /* The call is on record with its tokens and cost ... */
+    char *usage = tenant_sql("SELECT format('%s|%s|%s', tokens_in > 0, tokens_out > 0, cost_micros = "
+                             "(tokens_in + tokens_out) * 1000) FROM llm_usage");
+    cr_assert_not_null(usage, "no llm_usage row");
+    cr_assert_str_eq(usage, "t|t|t", "tokens_in>0|tokens_out>0|cost: %s", usage);
+    free(usage);
+    /* ... and in the month's running total, written within a second or so. */
+    char *month = NULL;
+    for (int waited = 0; waited < 5000 && !month; waited += 100) {
+        month = tenant_sql("SELECT calls FROM llm_spend_monthly WHERE cost_micros > 1000 AND "
+                           "month = date_trunc('month', now() AT TIME ZONE 'UTC')::date");
+        if (!month)
+            sleep_ms(100);
+    }
+    cr_assert_not_null(month, "the month's total was not written");
+    cr_assert_str_eq(month, "1");
+    free(month);
+
+    /* Over the cap: the next answer comes from the knowledge base, no model call. */
+    sleep_ms(1200);
+    customer_says(phone, "when do orders ship?");
+    cr_assert_eq(wait_sends(phone, 2, 20000, last, sizeof last), 2, "log %s", PROC_LOG[0]);
+    cr_assert(strncmp(last, "Echo:", 5) != 0, "the model answered over the cap: %s", last);
+    cr_assert_eq(llm_request_count(), calls, "a model call was made over the cap");
+    char *meta = reply_field(phone, "m.metadata->>'spend_cap_reached'");
+    cr_assert_not_null(meta);
+    cr_assert_str_eq(meta, "true");
+    free(meta);
+    char *provider = reply_field(phone, "m.metadata->>'provider'");
+    cr_assert_str_eq(provider, "retrieval");
+    free(provider);
+
+    /* Raising the cap lets the model answer again. */
+    free(tenant_sql("UPDATE tenants SET llm_monthly_cap_micros = NULL"));
+    sleep_ms(1200);
+    customer_says(phone, "thanks a lot");
+    cr_assert_eq(wait_sends(phone, 3, 20000, last, sizeof last), 3, "log %s", PROC_LOG[0]);
+    cr_assert_str_eq(last, "Echo: thanks a lot");
 }

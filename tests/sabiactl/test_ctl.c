@@ -68,6 +68,15 @@ Test(ctl, tenant_lifecycle)
                       "Renamed", NULL);
     cr_assert_str_eq(tc_str(u, "name"), "Renamed");
     cr_assert_eq(json_integer_value(json_object_get(u, "rate_limit_per_second")), 9);
+    cr_assert(json_is_null(json_object_get(u, "llm_monthly_cap_micros")), "no cap by default");
+    json_t *cap = tc_ok("tenant", "update", "--id", id, "--llm-monthly-cap-micros", "25000000", NULL);
+    cr_assert_eq(json_integer_value(json_object_get(cap, "llm_monthly_cap_micros")), 25000000);
+    json_t *uncap = tc_ok("tenant", "update", "--id", id, "--llm-monthly-cap-micros", "none", NULL);
+    cr_assert(json_is_null(json_object_get(uncap, "llm_monthly_cap_micros")));
+    tc_fails(1, "--llm-monthly-cap-micros", "tenant", "update", "--id", id,
+             "--llm-monthly-cap-micros", "-5", NULL);
+    json_decref(cap);
+    json_decref(uncap);
     cr_assert_eq(json_integer_value(json_object_get(u, "rate_limit_burst")), 21, "kept");
     cr_assert_str_eq(tc_str(u, "plan"), "pro", "kept");
 
@@ -85,7 +94,8 @@ Test(ctl, tenant_lifecycle)
 
     char *actions = audit_actions(id);
     cr_assert_str_eq(actions, "tenant.create/system/tenant,tenant.suspend/system/tenant,"
-                              "tenant.activate/system/tenant,tenant.update/system/tenant");
+                              "tenant.activate/system/tenant,tenant.update/system/tenant,"
+                              "tenant.update/system/tenant,tenant.update/system/tenant");
     free(actions);
     json_decref(t);
     json_decref(s);
