@@ -1,17 +1,31 @@
-/* ratelimit.c - per-tenant token buckets in Redis.
+/* ratelimit.c - per-tenant token buckets in Redis, spent through local leases.
  *
  * One hash per tenant ("sabia:rl:tenant:<id>": tokens, last refill in ms),
  * updated atomically by a Lua script that reads Redis' own clock, so every
  * gateway instance shares the bucket and no two clocks disagree. The key
- * expires once the bucket would be full again. */
+ * expires once the bucket would be full again.
+ *
+ * A round trip to Redis for every request would cost more than the rest of
+ * the request's checks together, so an instance takes tokens in small
+ * chunks (about LEASE_RATE_MS worth of the tenant's rate, at most
+ * LEASE_MAX_TOKENS) and spends them locally; what it has not spent after
+ * LEASE_TTL_MS is dropped. Tokens only ever leave the shared bucket, so the
+ * limit holds across instances; a lease can at most make it slightly
+ * stricter. A tenant with a low rate gets chunks of one: every request asks
+ * Redis, exactly as without leases. */
 #include "gateway.h"
 
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* KEYS[1] bucket; ARGV[1] rate per second; ARGV[2] burst.
- * Returns {allowed (1|0), retry_after_ms}. */
+#define LEASE_RATE_MS    50   /* a chunk covers this much of the tenant's rate */
+#define LEASE_MAX_TOKENS 256  /* and never more tokens than this */
+#define LEASE_TTL_MS     250  /* unspent tokens of a chunk are dropped after this */
+#define LEASE_SLOTS      1024 /* tenants with a lease at once; others ask Redis each time */
+
+/* KEYS[1] bucket; ARGV[1] rate per second; ARGV[2] burst; ARGV[3] tokens
+ * wanted. Returns {tokens granted (0..wanted), retry_after_ms when 0}. */
 static const char SCRIPT[] =
     "local rate = tonumber(ARGV[1]) local burst = tonumber(ARGV[2])\n"
     "local t = redis.call('TIME') local now = t[1] * 1000 + math.floor(t[2] / 1000)\n"
@@ -19,17 +33,24 @@ static const char SCRIPT[] =
     "local tokens = tonumber(b[1]) local ts = tonumber(b[2])\n"
     "if tokens == nil or ts == nil then tokens = burst ts = now end\n"
     "if now > ts then tokens = math.min(burst, tokens + (now - ts) * rate / 1000) end\n"
-    "local allowed = 0 local retry = 0\n"
-    "if tokens >= 1 then tokens = tokens - 1 allowed = 1\n"
-    "else retry = math.ceil((1 - tokens) * 1000 / rate) end\n"
+    "local want = tonumber(ARGV[3]) local got = math.min(want, math.floor(tokens)) local retry = 0\n"
+    "if got >= 1 then tokens = tokens - got\n"
+    "else got = 0 retry = math.ceil((1 - tokens) * 1000 / rate) end\n"
     "redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(now))\n"
     "redis.call('PEXPIRE', KEYS[1], math.ceil(burst * 1000 / rate) + 1000)\n"
-    "return {allowed, retry}\n";
+    "return {got, retry}\n";
+
+struct lease {
+    char tenant[SB_UUID_STRLEN]; /* "" when free */
+    long tokens;                 /* left to spend locally */
+    int64_t expires_ms;          /* monotonic */
+};
 
 struct ratelimit {
     struct bus *bus;
     pthread_mutex_t mu;
     char sha[48]; /* the script's SHA1 once loaded; "" before */
+    struct lease leases[LEASE_SLOTS]; /* open addressing by tenant id, under mu */
 };
 
 struct ratelimit *ratelimit_new(struct bus *bus)
@@ -70,7 +91,7 @@ static int load_script(struct ratelimit *rl, char sha[48])
 }
 
 static int run_script(struct ratelimit *rl, const char *key, const char *rate, const char *burst,
-                      redisReply **reply)
+                      const char *want, redisReply **reply)
 {
     char sha[48];
     pthread_mutex_lock(&rl->mu);
@@ -82,8 +103,8 @@ static int run_script(struct ratelimit *rl, const char *key, const char *rate, c
             if (rc != 0)
                 return rc;
         }
-        const char *argv[] = {"EVALSHA", sha, "1", key, rate, burst};
-        int rc = bus_command(rl->bus, 6, argv, NULL, reply);
+        const char *argv[] = {"EVALSHA", sha, "1", key, rate, burst, want};
+        int rc = bus_command(rl->bus, 7, argv, NULL, reply);
         if (rc != 0)
             return rc;
         bool noscript = (*reply)->type == REDIS_REPLY_ERROR && strncmp((*reply)->str, "NOSCRIPT", 8) == 0;
@@ -96,15 +117,56 @@ static int run_script(struct ratelimit *rl, const char *key, const char *rate, c
     return SB_EREDIS;
 }
 
+static struct lease *lease_slot(struct ratelimit *rl, const char *tenant_id)
+{
+    unsigned h = 2166136261u;
+    for (const char *c = tenant_id; *c; c++)
+        h = (h ^ (unsigned char)*c) * 16777619u;
+    int64_t now = sb_mono_ms();
+    struct lease *reuse = NULL;
+    for (unsigned probes = 0, i = h % LEASE_SLOTS; probes < 8; probes++, i = (i + 1) % LEASE_SLOTS) {
+        struct lease *l = &rl->leases[i];
+        if (strcmp(l->tenant, tenant_id) == 0)
+            return l;
+        if (!reuse && (!l->tenant[0] || l->expires_ms <= now))
+            reuse = l; /* free, or its tokens are stale anyway */
+    }
+    if (reuse) {
+        snprintf(reuse->tenant, sizeof reuse->tenant, "%s", tenant_id);
+        reuse->tokens = 0;
+    }
+    return reuse;
+}
+
+/* Spends a locally leased token. Locked. */
+static bool lease_spend(struct ratelimit *rl, const char *tenant_id)
+{
+    struct lease *l = lease_slot(rl, tenant_id);
+    if (!l || l->tokens <= 0 || l->expires_ms <= sb_mono_ms())
+        return false;
+    l->tokens--;
+    return true;
+}
+
 int ratelimit_take(struct ratelimit *rl, const char *tenant_id, long rate, long burst,
                    long *retry_after_ms)
 {
-    char key[80], rs[24], bs[24];
+    pthread_mutex_lock(&rl->mu);
+    bool leased = lease_spend(rl, tenant_id);
+    pthread_mutex_unlock(&rl->mu);
+    if (leased)
+        return 0;
+    rate = rate > 0 ? rate : 1;
+    burst = burst > 0 ? burst : 1;
+    long want = rate * LEASE_RATE_MS / 1000;
+    want = want < 1 ? 1 : want > LEASE_MAX_TOKENS ? LEASE_MAX_TOKENS : want;
+    char key[80], rs[24], bs[24], ws[24];
     snprintf(key, sizeof key, "sabia:rl:tenant:%s", tenant_id);
-    snprintf(rs, sizeof rs, "%ld", rate > 0 ? rate : 1);
-    snprintf(bs, sizeof bs, "%ld", burst > 0 ? burst : 1);
+    snprintf(rs, sizeof rs, "%ld", rate);
+    snprintf(bs, sizeof bs, "%ld", burst);
+    snprintf(ws, sizeof ws, "%ld", want);
     redisReply *r = NULL;
-    int rc = run_script(rl, key, rs, bs, &r);
+    int rc = run_script(rl, key, rs, bs, ws, &r);
     if (rc != 0)
         return rc;
     if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
@@ -112,8 +174,20 @@ int ratelimit_take(struct ratelimit *rl, const char *tenant_id, long rate, long 
         freeReplyObject(r);
         return SB_EREDIS;
     }
-    bool allowed = r->element[0]->integer == 1;
+    long got = (long)r->element[0]->integer;
     *retry_after_ms = (long)r->element[1]->integer;
     freeReplyObject(r);
-    return allowed ? 0 : -EAGAIN;
+    if (got < 1)
+        return -EAGAIN;
+    if (got > 1) { /* one for this request, the rest for the next ones */
+        pthread_mutex_lock(&rl->mu);
+        struct lease *l = lease_slot(rl, tenant_id);
+        if (l) {
+            int64_t now = sb_mono_ms();
+            l->tokens = (l->expires_ms > now ? l->tokens : 0) + got - 1;
+            l->expires_ms = now + LEASE_TTL_MS;
+        }
+        pthread_mutex_unlock(&rl->mu);
+    }
+    return 0;
 }

@@ -8,6 +8,7 @@
 #include "testsupport.h"
 
 #include <criterion/criterion.h>
+#include <hiredis/hiredis.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -223,6 +224,61 @@ Test(webhook, tenant_rate_limit_is_429_with_retry_after)
         json_decref(j);
     }
     cr_assert_geq(limited, 2, "only %d of 5 requests were limited", limited);
+    free(body);
+}
+
+/* How many EVALSHA calls the test Redis has answered so far. */
+static long redis_evalsha_calls(void)
+{
+    redisContext *r = redisConnect("127.0.0.1", atoi(ts_env("SABIA_TEST_REDIS_PORT")));
+    cr_assert(r && !r->err, "redis connect");
+    redisReply *a = redisCommand(r, "AUTH %s", ts_env("SABIA_TEST_REDIS_PASSWORD"));
+    freeReplyObject(a);
+    redisReply *info = redisCommand(r, "INFO commandstats");
+    cr_assert(info && info->type == REDIS_REPLY_STRING);
+    const char *at = strstr(info->str, "cmdstat_evalsha:calls=");
+    long n = at ? atol(at + strlen("cmdstat_evalsha:calls=")) : 0;
+    freeReplyObject(info);
+    redisFree(r);
+    return n;
+}
+
+/* A tenant with a higher rate (100/s, burst 100): tokens come from Redis in
+ * chunks, yet no more requests pass than the bucket allows. */
+Test(webhook, rate_limit_leases_tokens_and_still_holds)
+{
+    size_t len;
+    char *body = fixture("wa_text.json", &len);
+    uint8_t mac[32];
+    char hex[65], header[128];
+    crypto_hmac_sha256(APP_SECRET, strlen(APP_SECRET), body, len, mac);
+    crypto_hex_encode(mac, 32, hex, sizeof hex);
+    snprintf(header, sizeof header, "X-Hub-Signature-256: sha256=%s", hex);
+    const char *h[] = {header, NULL};
+    long before = redis_evalsha_calls();
+    int64_t start = sb_mono_ms();
+    int ok = 0, limited = 0;
+    for (int i = 0; i < 300; i++) {
+        long st = 0;
+        json_t *j = post_webhook(&W, "whatsapp", W.other, W.other_ws, W.other_wa, body, len, h, &st);
+        if (st == 429)
+            limited++;
+        else if (st == 200)
+            ok++;
+        else
+            cr_assert_fail("unexpected status %ld", st);
+        json_decref(j);
+        if (i == 49) {
+            long calls = redis_evalsha_calls() - before;
+            cr_assert_leq(calls, 25, "%ld Redis calls for 50 requests: no leasing", calls);
+        }
+    }
+    double elapsed_s = (double)(sb_mono_ms() - start) / 1000.0;
+    /* Burst, refill over the run, and at most one unspent chunk of 5. */
+    double bound = 100 + 100 * elapsed_s + 5;
+    cr_assert_leq(ok, (int)bound + 1, "%d accepted in %.2fs: over the limit", ok, elapsed_s);
+    cr_assert_geq(ok, 100, "the burst was not granted (%d)", ok);
+    fprintf(stderr, "rate limit: %d accepted, %d limited in %.2fs\n", ok, limited, elapsed_s);
     free(body);
 }
 
