@@ -19,7 +19,7 @@ struct ingest {
     char workspace[SB_UUID_STRLEN], channel[SB_UUID_STRLEN], type[16], correlation[160];
     struct after_commit after;
     struct channels_parse_error perr;
-    bool already_done;
+    bool already_done, recent;
 };
 
 struct item_ctx {
@@ -44,7 +44,8 @@ static int load_event(PGconn *c, struct ingest *in, PGresult **payload)
     PGresult *r = NULL;
     int rc = db_exec(c,
                      "SELECT e.workspace_id, e.channel_id, ch.type, e.payload, "
-                     "e.processed_at IS NOT NULL, coalesce(e.correlation_id, '') "
+                     "e.processed_at IS NOT NULL, coalesce(e.correlation_id, ''), "
+                     "e.received_at > now() - interval '" STORE_EARLY_STATUS_WAIT "' "
                      "FROM webhook_events e JOIN channels ch "
                      "ON ch.tenant_id = e.tenant_id AND ch.id = e.channel_id "
                      "WHERE e.tenant_id = $1 AND e.id = $2 AND e.status = 'accepted' "
@@ -61,6 +62,7 @@ static int load_event(PGconn *c, struct ingest *in, PGresult **payload)
     snprintf(in->type, sizeof in->type, "%s", PQgetvalue(r, 0, 2));
     snprintf(in->correlation, sizeof in->correlation, "%s", PQgetvalue(r, 0, 5));
     in->already_done = strcmp(PQgetvalue(r, 0, 4), "t") == 0;
+    in->recent = strcmp(PQgetvalue(r, 0, 6), "t") == 0;
     *payload = r;
     return 0;
 }
@@ -78,7 +80,8 @@ static int ingest_tx(PGconn *c, void *arg)
     in->ctx = (struct channel_ctx){.tenant_id = in->tenant, .workspace_id = in->workspace,
                                    .channel_id = in->channel, .channel_type = in->type,
                                    .event_id = in->event,
-                                   .correlation_id = in->correlation[0] ? in->correlation : NULL};
+                                   .correlation_id = in->correlation[0] ? in->correlation : NULL,
+                                   .event_recent = in->recent};
     rc = store_load_assistant(c, &in->ctx);
     size_t len = 0;
     unsigned char *body = rc == 0 ? PQunescapeBytea((const unsigned char *)PQgetvalue(r, 0, 3), &len)
@@ -89,7 +92,7 @@ static int ingest_tx(PGconn *c, void *arg)
     struct item_ctx ic = {in, c};
     if (rc == 0)
         rc = channels_parse(type, (const char *)body, len, store_item, &ic, &in->perr);
-    if (rc == 0)
+    if (rc == 0 && !in->after.status_early)
         rc = store_event_processed(c, &in->ctx);
     PQfreemem(body);
     PQclear(r);
@@ -155,6 +158,11 @@ static enum bus_verdict on_wakeup(const struct bus_entry *e, unsigned deliveries
     struct sb_log_ctx lctx = {in->tenant, entry_field(e, "correlation_id")};
     int rc = db_tenant_tx(p->svc->db, in->tenant, ingest_tx, in);
     if (rc == 0) {
+        if (in->after.status_early)
+            sb_log_info(p->svc->log, &lctx,
+                        "event %s: a delivery report names a message still being sent; "
+                        "left unprocessed for the relay to bring back",
+                        in->event);
         after(p, in);
     } else if (rc == SB_ENOTFOUND) {
         sb_log_info(p->svc->log, &lctx, "event %s not found (purged?): nothing to do", in->event);

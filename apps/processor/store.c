@@ -308,6 +308,20 @@ int store_status(PGconn *c, const struct channel_ctx *ctx, const struct domain_s
                      "channel_id = $2 AND provider_message_id = $3 AND direction = 'outbound' "
                      "FOR UPDATE",
                      3, p, &r);
+    if (rc == SB_ENOTFOUND && ctx->event_recent) {
+        /* The report can overtake the send's own result (Meta answers the
+         * send and posts "sent" at about the same time). While one of our
+         * messages on this channel is being sent, wait for it. */
+        const char *q[] = {ctx->tenant_id, ctx->channel_id};
+        rc = one_row(c,
+                     "SELECT 1 FROM messages WHERE status = 'processing' AND tenant_id = $1 AND "
+                     "channel_id = $2 AND direction = 'outbound' LIMIT 1",
+                     2, q, &r);
+        PQclear(r);
+        if (rc == 0)
+            after->status_early = true;
+        return rc == SB_ENOTFOUND ? 0 : rc;
+    }
     if (rc == SB_ENOTFOUND)
         return 0; /* a message we did not send (or sent from elsewhere): nothing to update */
     if (rc != 0)

@@ -15,6 +15,7 @@
 #include <jansson.h>
 
 #define STORE_MAX_AFTER 256 /* events/deadlines remembered for one gateway event */
+#define STORE_EARLY_STATUS_WAIT "10 minutes" /* how long a report may wait for its message */
 
 /* A reply deadline to arm in Redis once committed. */
 struct buffer_arm {
@@ -27,6 +28,10 @@ struct after_commit {
     size_t nevents;
     struct buffer_arm arms[STORE_MAX_AFTER];
     size_t narms;
+    /* A delivery report named no message yet while one of ours on the
+     * channel is still being sent: its provider id may not be stored yet, so
+     * the event is left unprocessed and the gateway's relay brings it back. */
+    bool status_early;
 };
 
 void after_commit_cleanup(struct after_commit *a);
@@ -38,6 +43,7 @@ struct channel_ctx {
     char assistant_id[SB_UUID_STRLEN]; /* "" when no assistant answers here */
     bool assistant_active;
     long buffer_s, buffer_max_wait_s, resume_s; /* resume_s 0: never */
+    bool event_recent; /* received within STORE_EARLY_STATUS_WAIT: early reports may wait */
 };
 
 /* Reads the channel's assistant settings into ctx (inside the tenant tx). */
@@ -51,7 +57,8 @@ int store_message(PGconn *c, const struct channel_ctx *ctx, const struct domain_
                   struct after_commit *after) SB_MUST_USE;
 
 /* Applies a delivery report to the outbound message it names (ignored when
- * unknown, duplicate or late: the status only moves forward). */
+ * duplicate or late: the status only moves forward; when unknown, ignored
+ * too unless it may be early, see after_commit.status_early). */
 int store_status(PGconn *c, const struct channel_ctx *ctx, const struct domain_status_update *u,
                  struct after_commit *after) SB_MUST_USE;
 

@@ -32,5 +32,7 @@ char *reply_field(const char *phone, const char *column);
 bool wait_reply_field(const char *phone, const char *column, const char *want, int timeout_ms);
 void post_status(const char *provider_id, const char *phone, const char *status);
 void script_graph(const char *json);
+/* Runs `sql` as the owner inside the test tenant: its first value (heap), or NULL. */
+char *tenant_sql(const char *sql);
 
 #endif

@@ -169,3 +169,37 @@ Test(flow, instagram_echoes_of_our_own_replies_do_not_hand_over)
     cr_assert_eq(wait_sends(igsid, 2, 20000, NULL, 0), 2,
                  "the echo of our own reply handed the conversation to a human");
 }
+
+/* Meta can post "delivered" before the send's own answer (with the provider
+ * id) is stored: the report waits and is applied once the id is there. */
+Test(flow, a_report_that_overtakes_the_send_result_is_applied_later)
+{
+    char phone[16], last[4096] = "";
+    new_customer(phone);
+    customer_says(phone, "Where is my order?");
+    cr_assert_eq(wait_sends(phone, 1, 20000, last, sizeof last), 1);
+    cr_assert(wait_reply_field(phone, "m.status", "sent", 10000));
+    char *wamid = reply_field(phone, "m.provider_message_id");
+    cr_assert_not_null(wamid);
+    char *id = reply_field(phone, "m.id::text");
+    /* Back to "being sent, provider id not stored yet". */
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "UPDATE messages SET status = 'processing', provider_message_id = NULL WHERE id = '%s'",
+             id);
+    free(tenant_sql(sql));
+    post_status(wamid, phone, "delivered");
+    sleep_ms(1500);
+    char *st = reply_field(phone, "m.status");
+    cr_assert_str_eq(st, "processing", "the report was applied to nothing");
+    free(st);
+    /* The send's result lands; the relay brings the report back. */
+    snprintf(sql, sizeof sql,
+             "UPDATE messages SET status = 'sent', provider_message_id = '%s' WHERE id = '%s'", wamid,
+             id);
+    free(tenant_sql(sql));
+    cr_assert(wait_reply_field(phone, "m.status", "delivered", 15000),
+              "the early report was lost (log %s)", PROC_LOG[0]);
+    free(wamid);
+    free(id);
+}

@@ -9,25 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Runs `sql` as the owner inside the test tenant; the first value, or NULL. */
-static char *tenant_sql(const char *sql)
-{
-    PGconn *c = PQconnectdb(W.owner_url);
-    PQclear(PQexec(c, "BEGIN"));
-    const char *t[] = {W.tenant};
-    PQclear(PQexecParams(c, "SELECT set_config('app.tenant_id', $1, true)", 1, NULL, t, NULL, NULL, 0));
-    PGresult *r = PQexec(c, sql);
-    ExecStatusType st = PQresultStatus(r);
-    cr_assert(st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK, "%s: %s", sql, PQerrorMessage(c));
-    char *v = st == PGRES_TUPLES_OK && PQntuples(r) > 0 && !PQgetisnull(r, 0, 0)
-                  ? strdup(PQgetvalue(r, 0, 0))
-                  : NULL;
-    PQclear(r);
-    PQclear(PQexec(c, "COMMIT"));
-    PQfinish(c);
-    return v;
-}
-
 static void use_model(void)
 {
     flow_setup();
