@@ -169,12 +169,13 @@ redis_start() {
         --pidfile "$dir/redis.pid" --logfile "$dir/redis.log" --appendonly "$aof" \
         --save '' --requirepass "$pw" >/dev/null
     local i
-    for i in $(seq 1 100); do
+    # Up to 20 s: a loaded machine can be slow to schedule it.
+    for i in $(seq 1 400); do
         redis-cli -p "$port" -a "$pw" --no-auth-warning ping 2>/dev/null | grep -q PONG && return 0
         sleep 0.05
     done
     tail -n 20 "$dir/redis.log" >&2
-    die "Redis did not start"
+    die "Redis did not start on port $port"
 }
 
 redis_stop() {
@@ -413,6 +414,7 @@ sabia_test() {
     local pgport rport owner_pw app_pw redis_pw
     pgport=$(free_port)
     rport=$(free_port)
+    while [ "$rport" = "$pgport" ]; do rport=$(free_port); done
     owner_pw=$(random_secret) app_pw=$(random_secret) redis_pw=$(random_secret)
     pg_init "$tmp/pg" "$pgport"
     # Throw-away data: durability is not what these tests measure.

@@ -199,15 +199,21 @@ Test(webhook, body_over_4_mib_is_413_and_recorded)
     free(big);
 }
 
+/* The X-Hub-Signature-256 header line for `body`, signed with the test app secret. */
+static void sign_header(const char *body, size_t len, char *header, size_t size)
+{
+    uint8_t mac[32];
+    char hex[65];
+    crypto_hmac_sha256(APP_SECRET, strlen(APP_SECRET), body, len, mac);
+    crypto_hex_encode(mac, 32, hex, sizeof hex);
+    snprintf(header, size, "X-Hub-Signature-256: sha256=%s", hex);
+}
+
 Test(webhook, tenant_rate_limit_is_429_with_retry_after)
 {
     size_t len;
-    char *body = fixture("wa_text.json", &len);
-    uint8_t mac[32];
-    char hex[65], header[128];
-    crypto_hmac_sha256(APP_SECRET, strlen(APP_SECRET), body, len, mac);
-    crypto_hex_encode(mac, 32, hex, sizeof hex);
-    snprintf(header, sizeof header, "X-Hub-Signature-256: sha256=%s", hex);
+    char *body = fixture("wa_text.json", &len), header[128];
+    sign_header(body, len, header, sizeof header);
     const char *h[] = {header, NULL};
     long st = 0;
     int limited = 0;
@@ -248,12 +254,8 @@ static long redis_evalsha_calls(void)
 Test(webhook, rate_limit_leases_tokens_and_still_holds)
 {
     size_t len;
-    char *body = fixture("wa_text.json", &len);
-    uint8_t mac[32];
-    char hex[65], header[128];
-    crypto_hmac_sha256(APP_SECRET, strlen(APP_SECRET), body, len, mac);
-    crypto_hex_encode(mac, 32, hex, sizeof hex);
-    snprintf(header, sizeof header, "X-Hub-Signature-256: sha256=%s", hex);
+    char *body = fixture("wa_text.json", &len), header[128];
+    sign_header(body, len, header, sizeof header);
     const char *h[] = {header, NULL};
     long before = redis_evalsha_calls();
     int64_t start = sb_mono_ms();
