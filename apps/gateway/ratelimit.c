@@ -7,12 +7,14 @@
  *
  * A round trip to Redis for every request would cost more than the rest of
  * the request's checks together, so an instance takes tokens in small
- * chunks (about LEASE_RATE_MS worth of the tenant's rate, at most
- * LEASE_MAX_TOKENS) and spends them locally; what it has not spent after
- * LEASE_TTL_MS is dropped. Tokens only ever leave the shared bucket, so the
- * limit holds across instances; a lease can at most make it slightly
- * stricter. A tenant with a low rate gets chunks of one: every request asks
- * Redis, exactly as without leases. */
+ * chunks sized to its own recent use of them (see lease_want; at most
+ * LEASE_RATE_MS of the tenant's rate and LEASE_MAX_TOKENS) and spends them
+ * locally; what it has not spent after LEASE_TTL_MS is dropped. Tokens only
+ * ever leave the shared bucket, so the limit holds across instances; what a
+ * lease drops is bounded by about LEASE_RATE_MS of the instance's own
+ * traffic. A tenant with a low rate, or an instance that sees little of a
+ * tenant's traffic, gets chunks of one: every request asks Redis, exactly as
+ * without leases. */
 #include "gateway.h"
 
 #include <pthread.h>
@@ -44,6 +46,9 @@ struct lease {
     char tenant[SB_UUID_STRLEN]; /* "" when free */
     long tokens;                 /* left to spend locally */
     int64_t expires_ms;          /* monotonic */
+    long granted;                /* size of the last chunk (0: none yet) */
+    int64_t granted_ms;          /* when it came */
+    bool fetching;               /* a thread is asking Redis for the next chunk */
 };
 
 struct ratelimit {
@@ -117,77 +122,97 @@ static int run_script(struct ratelimit *rl, const char *key, const char *rate, c
     return SB_EREDIS;
 }
 
-static struct lease *lease_slot(struct ratelimit *rl, const char *tenant_id)
+static struct lease *lease_slot(struct ratelimit *rl, const char *tenant_id, int64_t now)
 {
     unsigned h = 2166136261u;
     for (const char *c = tenant_id; *c; c++)
         h = (h ^ (unsigned char)*c) * 16777619u;
-    int64_t now = sb_mono_ms();
     struct lease *reuse = NULL;
     for (unsigned probes = 0, i = h % LEASE_SLOTS; probes < 8; probes++, i = (i + 1) % LEASE_SLOTS) {
         struct lease *l = &rl->leases[i];
         if (strcmp(l->tenant, tenant_id) == 0)
             return l;
-        if (!reuse && (!l->tenant[0] || l->expires_ms <= now))
+        if (!reuse && (!l->tenant[0] || (l->expires_ms <= now && !l->fetching)))
             reuse = l; /* free, or its tokens are stale anyway */
     }
     if (reuse) {
+        *reuse = (struct lease){0};
         snprintf(reuse->tenant, sizeof reuse->tenant, "%s", tenant_id);
-        reuse->tokens = 0;
     }
     return reuse;
 }
 
-/* Spends a locally leased token. Locked. */
-static bool lease_spend(struct ratelimit *rl, const char *tenant_id)
+/* How many tokens to ask Redis for: about LEASE_RATE_MS of what this
+ * instance itself used since its last chunk (twice that, to grow quickly),
+ * within the tenant's own LEASE_RATE_MS and LEASE_MAX_TOKENS. An instance
+ * that sees little of a tenant's traffic takes one token at a time and wastes
+ * nothing. */
+static long lease_want(const struct lease *l, long rate, int64_t now)
 {
-    struct lease *l = lease_slot(rl, tenant_id);
-    if (!l || l->tokens <= 0 || l->expires_ms <= sb_mono_ms())
-        return false;
-    l->tokens--;
-    return true;
+    long cap = rate * LEASE_RATE_MS / 1000;
+    cap = cap < 1 ? 1 : cap > LEASE_MAX_TOKENS ? LEASE_MAX_TOKENS : cap;
+    if (l->granted <= 0)
+        return 1;
+    long used = l->granted - (l->tokens > 0 ? l->tokens : 0);
+    int64_t elapsed = now - l->granted_ms;
+    long want = (long)((int64_t)used * 2 * LEASE_RATE_MS / (elapsed > 0 ? elapsed : 1));
+    return want < 1 ? 1 : want > cap ? cap : want;
 }
 
 int ratelimit_take(struct ratelimit *rl, const char *tenant_id, long rate, long burst,
                    long *retry_after_ms)
 {
-    pthread_mutex_lock(&rl->mu);
-    bool leased = lease_spend(rl, tenant_id);
-    pthread_mutex_unlock(&rl->mu);
-    if (leased)
-        return 0;
     rate = rate > 0 ? rate : 1;
     burst = burst > 0 ? burst : 1;
-    long want = rate * LEASE_RATE_MS / 1000;
-    want = want < 1 ? 1 : want > LEASE_MAX_TOKENS ? LEASE_MAX_TOKENS : want;
+    int64_t now = sb_mono_ms();
+    long want = 1;
+    pthread_mutex_lock(&rl->mu);
+    struct lease *l = lease_slot(rl, tenant_id, now);
+    if (l && l->tokens > 0 && l->expires_ms > now) {
+        l->tokens--;
+        pthread_mutex_unlock(&rl->mu);
+        return 0;
+    }
+    /* One thread per tenant fetches a chunk; the others meanwhile ask for one. */
+    bool fetch = l && !l->fetching;
+    if (fetch) {
+        l->fetching = true;
+        want = lease_want(l, rate, now);
+    }
+    pthread_mutex_unlock(&rl->mu);
+
     char key[80], rs[24], bs[24], ws[24];
     snprintf(key, sizeof key, "sabia:rl:tenant:%s", tenant_id);
     snprintf(rs, sizeof rs, "%ld", rate);
     snprintf(bs, sizeof bs, "%ld", burst);
     snprintf(ws, sizeof ws, "%ld", want);
     redisReply *r = NULL;
+    long got = 0;
     int rc = run_script(rl, key, rs, bs, ws, &r);
-    if (rc != 0)
-        return rc;
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
-        r->element[0]->type != REDIS_REPLY_INTEGER || r->element[1]->type != REDIS_REPLY_INTEGER) {
-        freeReplyObject(r);
-        return SB_EREDIS;
+    if (rc == 0 && (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+                    r->element[0]->type != REDIS_REPLY_INTEGER ||
+                    r->element[1]->type != REDIS_REPLY_INTEGER))
+        rc = SB_EREDIS;
+    if (rc == 0) {
+        got = (long)r->element[0]->integer;
+        *retry_after_ms = (long)r->element[1]->integer;
     }
-    long got = (long)r->element[0]->integer;
-    *retry_after_ms = (long)r->element[1]->integer;
     freeReplyObject(r);
-    if (got < 1)
-        return -EAGAIN;
-    if (got > 1) { /* one for this request, the rest for the next ones */
+    if (fetch) {
         pthread_mutex_lock(&rl->mu);
-        struct lease *l = lease_slot(rl, tenant_id);
+        l = lease_slot(rl, tenant_id, now);
         if (l) {
-            int64_t now = sb_mono_ms();
-            l->tokens = (l->expires_ms > now ? l->tokens : 0) + got - 1;
-            l->expires_ms = now + LEASE_TTL_MS;
+            l->fetching = false;
+            if (got >= 1) { /* one for this request, the rest for the next ones */
+                l->tokens = got - 1;
+                l->granted = got;
+                l->granted_ms = now;
+                l->expires_ms = now + LEASE_TTL_MS;
+            }
         }
         pthread_mutex_unlock(&rl->mu);
     }
-    return 0;
+    if (rc != 0)
+        return rc;
+    return got >= 1 ? 0 : -EAGAIN;
 }

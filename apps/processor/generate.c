@@ -195,7 +195,9 @@ struct finish {
     long cost; /* micro-USD of the model call; 0 for retrieval */
 };
 
-/* One llm_usage row per model reply, in the reply's transaction. */
+/* One llm_usage row per completed model call, in the transaction that stores
+ * its reply (or finds it no longer wanted: the call was paid for all the
+ * same); message_id names the reply when there is one. */
 static int record_usage(PGconn *c, struct finish *f)
 {
     struct gen_job *j = f->j;
@@ -205,7 +207,7 @@ static int record_usage(PGconn *c, struct finish *f)
     snprintf(tout, sizeof tout, "%ld", j->tokens_out > 0 ? j->tokens_out : 0);
     snprintf(cost, sizeof cost, "%ld", f->cost);
     snprintf(latency, sizeof latency, "%ld", j->latency_ms > 0 ? j->latency_ms : 0);
-    const char *p[] = {j->tenant, j->assistant, j->conversation, f->id, j->provider,
+    const char *p[] = {j->tenant, j->assistant, j->conversation, f->id[0] ? f->id : NULL, j->provider,
                        j->used_model, tin, tout, cost, latency,
                        j->correlation[0] ? j->correlation : NULL};
     return db_exec(c,
@@ -221,6 +223,8 @@ static int finish_tx(PGconn *c, void *arg)
     struct finish *f = arg;
     struct gen_job *j = f->j;
     int rc = still_wanted(c, j, true); /* locked: no other reply can slip in now */
+    if (rc == 0 && j->skip && !gen_use_retrieval(j))
+        return record_usage(c, f); /* not wanted any more, but the call was paid for */
     if (rc != 0 || j->skip)
         return rc;
     char tin[24], tout[24], preview[DOMAIN_PREVIEW_MAX + 1];
@@ -259,10 +263,10 @@ int gen_finish(struct gen_job *j)
 {
     struct finish f = {.j = j};
     int rc = db_tenant_tx(j->p->svc->db, j->tenant, finish_tx, &f);
+    if (rc == 0 && !gen_use_retrieval(j))
+        spend_add(j->p->spend, j->p->svc->db, j->tenant, f.cost, j->tokens_in, j->tokens_out);
     if (rc != 0 || j->skip)
         return rc;
-    if (!gen_use_retrieval(j))
-        spend_add(j->p->spend, j->p->svc->db, j->tenant, f.cost, j->tokens_in, j->tokens_out);
     /* Only now: a sender must find the committed message. If this fails, the
      * stalled-message sweep sends it later. */
     if (command_enqueue(j->p, PROC_STREAM_SEND, j->tenant, j->conversation, f.id, j->correlation,

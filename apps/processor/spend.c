@@ -1,6 +1,7 @@
 /* spend.c - the per-tenant monthly LLM spend cap (see spend.h). */
 #include "spend.h"
 
+#include <limits.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -119,11 +120,10 @@ int spend_check(struct spend *s, PGconn *c, const char *tenant, bool *allowed, l
 
 long spend_cost(long tokens_in, long tokens_out, long price_in, long price_out)
 {
-    if (tokens_in < 0)
-        tokens_in = 0;
-    if (tokens_out < 0)
-        tokens_out = 0;
-    /* tokens < 2^31 and prices <= 10^9 (config bounds): no overflow */
+    /* A model's own count is not trusted: clamped, then with prices <= 10^9
+     * (PROC_PRICE_MAX) the products fit in 64 bits. */
+    tokens_in = tokens_in < 0 ? 0 : tokens_in > INT_MAX ? INT_MAX : tokens_in;
+    tokens_out = tokens_out < 0 ? 0 : tokens_out > INT_MAX ? INT_MAX : tokens_out;
     long long micro_millionths = (long long)tokens_in * price_in + (long long)tokens_out * price_out;
     return (long)((micro_millionths + 999999) / 1000000);
 }
@@ -200,5 +200,6 @@ void spend_flush(struct spend *s, struct db_pool *db)
             b->since_read -= u.t.cost;
         }
         pthread_mutex_unlock(&s->mu);
+        return; /* the database is away or refusing: try again next second, not per tenant */
     }
 }

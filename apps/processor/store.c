@@ -303,24 +303,34 @@ int store_status(PGconn *c, const struct channel_ctx *ctx, const struct domain_s
 {
     const char *p[] = {ctx->tenant_id, ctx->channel_id, u->provider_message_id};
     PGresult *r = NULL;
-    int rc = one_row(c,
+    int rc = SB_ENOTFOUND;
+    for (int look = 0; look < 2 && rc == SB_ENOTFOUND; look++) {
+        rc = one_row(c,
                      "SELECT id, conversation_id, status FROM messages WHERE tenant_id = $1 AND "
                      "channel_id = $2 AND provider_message_id = $3 AND direction = 'outbound' "
                      "FOR UPDATE",
                      3, p, &r);
-    if (rc == SB_ENOTFOUND && ctx->event_recent) {
+        if (rc != SB_ENOTFOUND || !ctx->event_recent || look > 0)
+            break;
         /* The report can overtake the send's own result (Meta answers the
          * send and posts "sent" at about the same time). While one of our
-         * messages on this channel is being sent, wait for it. */
+         * messages on this channel is being sent right now, wait for it.
+         * Otherwise look once more: a send that committed between the two
+         * statements is visible now. */
         const char *q[] = {ctx->tenant_id, ctx->channel_id};
+        PGresult *busy = NULL;
         rc = one_row(c,
                      "SELECT 1 FROM messages WHERE status = 'processing' AND tenant_id = $1 AND "
-                     "channel_id = $2 AND direction = 'outbound' LIMIT 1",
-                     2, q, &r);
-        PQclear(r);
-        if (rc == 0)
+                     "channel_id = $2 AND direction = 'outbound' AND "
+                     "updated_at > now() - interval '" STORE_SENDING_RECENT "' LIMIT 1",
+                     2, q, &busy);
+        PQclear(busy);
+        if (rc == 0) {
             after->status_early = true;
-        return rc == SB_ENOTFOUND ? 0 : rc;
+            return 0;
+        }
+        if (rc != SB_ENOTFOUND)
+            return rc;
     }
     if (rc == SB_ENOTFOUND)
         return 0; /* a message we did not send (or sent from elsewhere): nothing to update */

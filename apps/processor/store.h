@@ -15,7 +15,8 @@
 #include <jansson.h>
 
 #define STORE_MAX_AFTER 256 /* events/deadlines remembered for one gateway event */
-#define STORE_EARLY_STATUS_WAIT "10 minutes" /* how long a report may wait for its message */
+#define STORE_EARLY_STATUS_WAIT "5 minutes" /* how long a report may wait for its message */
+#define STORE_SENDING_RECENT "2 minutes"    /* a send in progress for longer is not waited for */
 
 /* A reply deadline to arm in Redis once committed. */
 struct buffer_arm {

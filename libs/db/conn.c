@@ -68,6 +68,23 @@ static uint64_t fnv1a(const char *s)
     return h ? h : 1; /* 0 marks a free slot */
 }
 
+void db_conn_forget(PGconn *c, const char *sql)
+{
+    struct db_conn_state *s = PQinstanceData(c, conn_event);
+    if (!s)
+        return;
+    uint64_t h = fnv1a(sql);
+    unsigned i = (unsigned)(h % DB_STMT_CACHE_SLOTS);
+    for (unsigned probes = 0; probes < DB_STMT_CACHE_SLOTS && s->stmts[i].hash; probes++) {
+        struct db_stmt *st = &s->stmts[i];
+        if (st->hash == h && st->nparams >= 0 && strcmp(st->sql, sql) == 0) {
+            st->nparams = -1; /* stays as a tombstone so probing still works; never matches */
+            return;
+        }
+        i = (i + 1) % DB_STMT_CACHE_SLOTS;
+    }
+}
+
 const char *db_conn_prepared(PGconn *c, const char *sql, int nparams, int *rc, PGresult **failed)
 {
     *rc = 0;

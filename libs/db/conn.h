@@ -42,4 +42,9 @@ struct db_conn_state *db_conn_state(PGconn *c);
  * server's error result in *failed, owned by the caller) when PREPARE failed. */
 const char *db_conn_prepared(PGconn *c, const char *sql, int nparams, int *rc, PGresult **failed);
 
+/* Stops using the statement prepared for `sql` (the server no longer has it,
+ * or its plan cannot serve any more, e.g. after a migration changed a column
+ * it returns): the next call prepares it afresh under a new name. */
+void db_conn_forget(PGconn *c, const char *sql);
+
 #endif

@@ -7,7 +7,9 @@
 #include "conn.h"
 #include "db.h"
 
-#define SQLSTATE_UNIQUE_VIOLATION "23505"
+#define SQLSTATE_UNIQUE_VIOLATION     "23505"
+#define SQLSTATE_NO_SUCH_STATEMENT    "26000"
+#define SQLSTATE_FEATURE_NOT_SUPPORTED "0A000" /* what a stale cached plan reports */
 
 void db_err_setf(struct sb_buf *err, const char *fmt, ...)
 {
@@ -79,6 +81,10 @@ int db_exec(PGconn *c, const char *sql, int nparams, const char *const *params, 
         return exec_outcome(c, failed, res, err);
     PGresult *r = name ? PQexecPrepared(c, name, nparams, params, NULL, NULL, 0)
                        : PQexecParams(c, sql, nparams, NULL, params, NULL, NULL, 0);
+    const char *state = name && r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+    if (state && (strcmp(state, SQLSTATE_NO_SUCH_STATEMENT) == 0 ||
+                  strcmp(state, SQLSTATE_FEATURE_NOT_SUPPORTED) == 0))
+        db_conn_forget(c, sql); /* e.g. "cached plan must not change result type" */
     return exec_outcome(c, r, res, err);
 }
 

@@ -299,6 +299,14 @@ Test(exec, prepared_statements_outlive_rollback_and_failures)
     owner_execf("GRANT SELECT ON t_prepared_later TO %s", role);
     free(role);
     cr_assert_eq(db_exec(c, later, 0, NULL, NULL, NULL), 0);
+    /* A migration changes what a prepared statement returns: one call fails
+     * (the server refuses the stale plan), the next prepares it afresh. */
+    const char *star = "SELECT * FROM t_prepared_later";
+    cr_assert_eq(db_exec(c, star, 0, NULL, NULL, NULL), 0);
+    owner_execf("ALTER TABLE t_prepared_later ALTER COLUMN x TYPE text");
+    int first = db_exec(c, star, 0, NULL, NULL, NULL);
+    cr_assert(first == 0 || first == SB_EDB);
+    cr_assert_eq(db_exec(c, star, 0, NULL, NULL, NULL), 0, "still stale after a failure");
     /* Prepared first inside a transaction that rolls back: still prepared. */
     cr_assert_eq(db_exec(c, "BEGIN", 0, NULL, NULL, NULL), 0);
     cr_assert_eq(db_exec(c, "SELECT 'rolled back' /* rb */", 0, NULL, NULL, NULL), 0);
