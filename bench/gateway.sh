@@ -32,8 +32,8 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=SCRIPTDIR/../scripts/lib.sh
 . "$ROOT/scripts/lib.sh"
-# shellcheck source=SCRIPTDIR/cpu.sh
-. "$ROOT/bench/cpu.sh"
+# shellcheck source=SCRIPTDIR/common.sh
+. "$ROOT/bench/common.sh"
 
 CONNECTIONS=${BENCH_CONNECTIONS:-64}
 RUN_SECONDS=${BENCH_SECONDS:-10}
@@ -96,15 +96,7 @@ cleanup() {
         done
         kill -KILL "$GATEWAY_PID" 2>/dev/null || true
     fi
-    if [ -n "$TMP" ]; then
-        redis_stop "$TMP/redis"
-        pg_stop "$TMP/pg"
-        if [ "${BENCH_KEEP:-0}" = 1 ]; then
-            say "kept $TMP"
-        else
-            rm -rf "$TMP"
-        fi
-    fi
+    drop_tmp
     exit "$rc"
 }
 trap cleanup EXIT

@@ -49,8 +49,8 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=SCRIPTDIR/../scripts/lib.sh
 . "$ROOT/scripts/lib.sh"
-# shellcheck source=SCRIPTDIR/cpu.sh
-. "$ROOT/bench/cpu.sh"
+# shellcheck source=SCRIPTDIR/common.sh
+. "$ROOT/bench/common.sh"
 
 DELAY_MS=${BENCH_DELAY_MS:-1000}
 RUN_SECONDS=${BENCH_SECONDS:-12}
@@ -125,15 +125,7 @@ cleanup() {
         kill -KILL "$pid" 2>/dev/null || true
         wait "$pid" 2>/dev/null || true
     done
-    if [ -n "$TMP" ]; then
-        redis_stop "$TMP/redis"
-        pg_stop "$TMP/pg"
-        if [ "${BENCH_KEEP:-0}" = 1 ]; then
-            say "kept $TMP"
-        else
-            rm -rf "$TMP"
-        fi
-    fi
+    drop_tmp
     exit "$rc"
 }
 trap cleanup EXIT

@@ -101,24 +101,23 @@ static int load_context(PGconn *c, struct gen_job *j)
     return rc;
 }
 
+#define WANTED_SQL                                                                             \
+    "SELECT c.owner, c.status, coalesce(c.assistant_id::text, ''), c.channel_id, "                 \
+    "(SELECT m.id FROM messages m WHERE m.tenant_id = c.tenant_id AND "                           \
+    " m.conversation_id = c.id AND m.direction = 'inbound' "                                      \
+    " ORDER BY m.created_at DESC, m.id DESC LIMIT 1) = $3::uuid, "                                \
+    "EXISTS (SELECT 1 FROM messages m WHERE m.tenant_id = c.tenant_id AND "                       \
+    " m.conversation_id = c.id AND m.sender_type = 'bot' AND "                                    \
+    " m.metadata->>'reply_to_message_id' = $3::text) "                                            \
+    "FROM conversations c WHERE c.tenant_id = $1 AND c.id = $2"
+
 /* The checks every step repeats. Sets j->skip with a reason when there is
  * nothing (any more) to answer. */
 static int still_wanted(PGconn *c, struct gen_job *j, bool lock)
 {
     const char *p[] = {j->tenant, j->conversation, j->message};
     PGresult *r = NULL;
-    char sql[1024];
-    snprintf(sql, sizeof sql,
-             "SELECT c.owner, c.status, coalesce(c.assistant_id::text, ''), c.channel_id, "
-             "(SELECT m.id FROM messages m WHERE m.tenant_id = c.tenant_id AND "
-             " m.conversation_id = c.id AND m.direction = 'inbound' "
-             " ORDER BY m.created_at DESC, m.id DESC LIMIT 1) = $3::uuid, "
-             "EXISTS (SELECT 1 FROM messages m WHERE m.tenant_id = c.tenant_id AND "
-             " m.conversation_id = c.id AND m.sender_type = 'bot' AND "
-             " m.metadata->>'reply_to_message_id' = $3::text) "
-             "FROM conversations c WHERE c.tenant_id = $1 AND c.id = $2%s",
-             lock ? " FOR UPDATE" : "");
-    int rc = db_exec(c, sql, 3, p, &r, &j->dberr);
+    int rc = db_exec(c, lock ? WANTED_SQL " FOR UPDATE" : WANTED_SQL, 3, p, &r, &j->dberr);
     if (rc != 0)
         return rc;
     if (PQntuples(r) == 0)

@@ -24,7 +24,8 @@ struct spend {
     struct book books[SPEND_MAX_TENANTS];
 };
 
-static const char MONTH_SQL[] = "date_trunc('month', now() AT TIME ZONE 'UTC')::date";
+/* This month (UTC), as llm_spend_monthly keys it. */
+#define MONTH_SQL "date_trunc('month', now() AT TIME ZONE 'UTC')::date"
 
 struct spend *spend_new(void)
 {
@@ -84,15 +85,13 @@ int spend_check(struct spend *s, PGconn *c, const char *tenant, bool *allowed, l
     }
     pthread_mutex_unlock(&s->mu);
     if (!fresh) {
-        char sql[512];
-        snprintf(sql, sizeof sql,
-                 "SELECT coalesce(t.llm_monthly_cap_micros, -1), coalesce((SELECT m.cost_micros "
-                 "FROM llm_spend_monthly m WHERE m.tenant_id = t.id AND m.month = %s), 0) "
-                 "FROM tenants t WHERE t.id = $1",
-                 MONTH_SQL);
         const char *p[] = {tenant};
         PGresult *r = NULL;
-        int rc = db_exec(c, sql, 1, p, &r, NULL);
+        int rc = db_exec(c,
+                         "SELECT coalesce(t.llm_monthly_cap_micros, -1), coalesce((SELECT "
+                         "m.cost_micros FROM llm_spend_monthly m WHERE m.tenant_id = t.id AND "
+                         "m.month = " MONTH_SQL "), 0) FROM tenants t WHERE t.id = $1",
+                         1, p, &r, NULL);
         long dbcap = -1, dbspent = 0;
         if (rc == 0 && PQntuples(r) == 1 &&
             (db_value_long(r, 0, 0, &dbcap) != 0 || db_value_long(r, 0, 1, &dbspent) != 0))
@@ -136,21 +135,21 @@ struct upsert {
 static int upsert_tx(PGconn *c, void *arg)
 {
     const struct upsert *u = arg;
-    char cost[24], tin[24], tout[24], calls[24], sql[640];
+    char cost[24], tin[24], tout[24], calls[24];
     snprintf(cost, sizeof cost, "%ld", u->t.cost);
     snprintf(tin, sizeof tin, "%ld", u->t.tokens_in);
     snprintf(tout, sizeof tout, "%ld", u->t.tokens_out);
     snprintf(calls, sizeof calls, "%ld", u->t.calls);
-    snprintf(sql, sizeof sql,
-             "INSERT INTO llm_spend_monthly (tenant_id, month, cost_micros, tokens_in, tokens_out, "
-             "calls) VALUES ($1, %s, $2, $3, $4, $5) ON CONFLICT (tenant_id, month) DO UPDATE SET "
-             "cost_micros = llm_spend_monthly.cost_micros + EXCLUDED.cost_micros, "
-             "tokens_in = llm_spend_monthly.tokens_in + EXCLUDED.tokens_in, "
-             "tokens_out = llm_spend_monthly.tokens_out + EXCLUDED.tokens_out, "
-             "calls = llm_spend_monthly.calls + EXCLUDED.calls",
-             MONTH_SQL);
     const char *p[] = {u->tenant, cost, tin, tout, calls};
-    return db_exec(c, sql, 5, p, NULL, NULL);
+    return db_exec(c,
+                   "INSERT INTO llm_spend_monthly (tenant_id, month, cost_micros, tokens_in, "
+                   "tokens_out, calls) VALUES ($1, " MONTH_SQL ", $2, $3, $4, $5) "
+                   "ON CONFLICT (tenant_id, month) DO UPDATE SET "
+                   "cost_micros = llm_spend_monthly.cost_micros + EXCLUDED.cost_micros, "
+                   "tokens_in = llm_spend_monthly.tokens_in + EXCLUDED.tokens_in, "
+                   "tokens_out = llm_spend_monthly.tokens_out + EXCLUDED.tokens_out, "
+                   "calls = llm_spend_monthly.calls + EXCLUDED.calls",
+                   5, p, NULL, NULL);
 }
 
 static void tally_add(struct tally *to, const struct tally *t)

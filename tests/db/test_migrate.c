@@ -17,34 +17,11 @@ static char dbname[64];   /* mig_<random> */
 static char *db_conninfo; /* owner role on dbname */
 static char tmpdir[256];  /* the test's migrations directory */
 
-/* The owner URL with its database replaced by `db`, as key='value' pairs. */
-static char *owner_conninfo(const char *db)
-{
-    PQconninfoOption *opts = PQconninfoParse(ts_env("SABIA_DATABASE_OWNER_URL"), NULL);
-    cr_assert_not_null(opts);
-    struct sb_buf b;
-    sb_buf_init(&b, 4096);
-    for (PQconninfoOption *o = opts; o->keyword; o++) {
-        if (!o->val || !o->val[0] || strcmp(o->keyword, "dbname") == 0)
-            continue;
-        cr_assert_eq(sb_buf_appendf(&b, "%s='", o->keyword), 0);
-        for (const char *s = o->val; *s; s++) {
-            if (*s == '\'' || *s == '\\')
-                cr_assert_eq(sb_buf_append(&b, "\\", 1), 0);
-            cr_assert_eq(sb_buf_append(&b, s, 1), 0);
-        }
-        cr_assert_eq(sb_buf_append_str(&b, "' "), 0);
-    }
-    PQconninfoFree(opts);
-    cr_assert_eq(sb_buf_appendf(&b, "dbname='%s'", db), 0);
-    return sb_buf_steal(&b);
-}
-
 /* Runs `sql` as the owner on database `db`; returns the first field as a
  * heap string ("" when there is no row, "<null>" for SQL NULL). */
 static char *query_on(const char *db, const char *sql)
 {
-    char *ci = owner_conninfo(db);
+    char *ci = ts_owner_conninfo(db);
     struct db_pool *p = db_pool_new(ci, 1, "db-migrate-test", NULL);
     free(ci);
     cr_assert_not_null(p);
@@ -92,7 +69,7 @@ static void setup(void)
     char sql[128];
     snprintf(sql, sizeof(sql), "CREATE DATABASE %s", dbname);
     free(query_on("postgres", sql));
-    db_conninfo = owner_conninfo(dbname);
+    db_conninfo = ts_owner_conninfo(dbname);
     const char *base = getenv("TMPDIR");
     snprintf(tmpdir, sizeof(tmpdir), "%s/sabia-mig-XXXXXX", base && base[0] ? base : "/tmp");
     cr_assert_not_null(mkdtemp(tmpdir));

@@ -48,29 +48,6 @@ const char *tc_random_name(const char *prefix, int slot)
     return names[slot];
 }
 
-/* The owner URL with its database replaced by `db`, as key='value' pairs. */
-static char *owner_conninfo(const char *db)
-{
-    PQconninfoOption *opts = PQconninfoParse(ts_env("SABIA_DATABASE_OWNER_URL"), NULL);
-    cr_assert_not_null(opts);
-    struct sb_buf b;
-    sb_buf_init(&b, 4096);
-    for (PQconninfoOption *o = opts; o->keyword; o++) {
-        if (!o->val || !o->val[0] || strcmp(o->keyword, "dbname") == 0)
-            continue;
-        cr_assert_eq(sb_buf_appendf(&b, "%s='", o->keyword), 0);
-        for (const char *s = o->val; *s; s++) {
-            if (*s == '\'' || *s == '\\')
-                cr_assert_eq(sb_buf_append(&b, "\\", 1), 0);
-            cr_assert_eq(sb_buf_append(&b, s, 1), 0);
-        }
-        cr_assert_eq(sb_buf_append_str(&b, "' "), 0);
-    }
-    PQconninfoFree(opts);
-    cr_assert_eq(sb_buf_appendf(&b, "dbname='%s'", db), 0);
-    return sb_buf_steal(&b);
-}
-
 static void exec_must(PGconn *c, const char *sql)
 {
     PGresult *r = PQexec(c, sql);
@@ -89,7 +66,7 @@ void tc_scratch_setup(void)
     char sql[128];
     snprintf(sql, sizeof sql, "CREATE DATABASE %s", S.dbname);
     exec_must(S.admin, sql);
-    S.conninfo = owner_conninfo(S.dbname);
+    S.conninfo = ts_owner_conninfo(S.dbname);
     char *dir = ts_source_path("migrations");
     const char *args[] = {"migrate", "--dir", dir, NULL};
     struct tc_run r;

@@ -1,7 +1,10 @@
 /* testsupport.c - environment, processes, ports and HTTP for the test suites. */
 #include "testsupport.h"
 
+#include "core.h"
+
 #include <criterion/criterion.h>
+#include <libpq-fe.h>
 #include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -283,4 +286,26 @@ char *ts_read_file(const char *path, size_t *len)
     if (len)
         *len = n;
     return p;
+}
+
+char *ts_owner_conninfo(const char *db)
+{
+    PQconninfoOption *opts = PQconninfoParse(ts_env("SABIA_DATABASE_OWNER_URL"), NULL);
+    cr_assert_not_null(opts);
+    struct sb_buf b;
+    sb_buf_init(&b, 4096);
+    for (PQconninfoOption *o = opts; o->keyword; o++) {
+        if (!o->val || !o->val[0] || strcmp(o->keyword, "dbname") == 0)
+            continue;
+        cr_assert_eq(sb_buf_appendf(&b, "%s='", o->keyword), 0);
+        for (const char *s = o->val; *s; s++) {
+            if (*s == '\'' || *s == '\\')
+                cr_assert_eq(sb_buf_append(&b, "\\", 1), 0);
+            cr_assert_eq(sb_buf_append(&b, s, 1), 0);
+        }
+        cr_assert_eq(sb_buf_append_str(&b, "' "), 0);
+    }
+    PQconninfoFree(opts);
+    cr_assert_eq(sb_buf_appendf(&b, "dbname='%s'", db), 0);
+    return sb_buf_steal(&b);
 }

@@ -65,4 +65,8 @@ char *ts_http(const char *method, const char *url, const char *const *headers, c
 /* Reads a whole file (heap, NUL-terminated). *len may be NULL. */
 char *ts_read_file(const char *path, size_t *len);
 
+/* SABIA_DATABASE_OWNER_URL with its database replaced by `db`, as libpq
+ * key='value' pairs (heap; the caller frees). For throw-away databases. */
+char *ts_owner_conninfo(const char *db);
+
 #endif

@@ -1,5 +1,6 @@
-# cpu.sh - CPU accounting shared by the benchmarks (sourced; needs $TMP with
-# the throw-away cluster in $TMP/pg).
+# common.sh - what the benchmarks share (sourced): CPU accounting, and
+# removing the throw-away PostgreSQL and Redis. Needs $TMP, with the cluster
+# in $TMP/pg and Redis in $TMP/redis.
 
 # ticks PID... -> CPU time (clock ticks) the processes have used so far
 ticks() {
@@ -18,3 +19,16 @@ pg_pids() {
 }
 # machine_ticks -> CPU time the whole machine has used (user, system, interrupts)
 machine_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 }' /proc/stat; }
+
+# drop_tmp -> stops the throw-away PostgreSQL and Redis and removes $TMP
+# (kept with BENCH_KEEP=1, for the logs)
+drop_tmp() {
+    [ -n "$TMP" ] || return 0
+    redis_stop "$TMP/redis"
+    pg_stop "$TMP/pg"
+    if [ "${BENCH_KEEP:-0}" = 1 ]; then
+        say "kept $TMP"
+    else
+        rm -rf "$TMP"
+    fi
+}
