@@ -164,25 +164,32 @@ static void hand_to_human(struct gen_job *j)
                                                     domain_conversation_summary_json(&s)));
 }
 
-/* Runs the finish of a model call, then acknowledges the command. */
-static void complete(struct gen_job *j)
+/* What follows a finish: counted, and the command acknowledged, or retried
+ * later, or left pending when even that cannot be arranged. */
+static void finished(struct gen_job *j, int rc)
+{
+    struct processor *p = j->p;
+    struct sb_log_ctx lctx = {j->tenant, j->correlation[0] ? j->correlation : NULL};
+    count(p, j->provider, rc != 0 ? "failed" : j->skip ? "skipped" : "replied");
+    if (rc != 0 && (j->attempt >= GENERATE_MAX_ATTEMPTS ||
+                    command_retry_later(p, PROC_STREAM_GENERATE, j->tenant, j->conversation,
+                                        j->message, j->correlation, j->attempt + 1, 1000) != 0)) {
+        sb_log_error(p->svc->log, &lctx, "reply for %s not stored: %s; left pending", j->message,
+                     sb_strerror(rc));
+        return; /* not acknowledged: reclaimed later */
+    }
+    (void)!bus_stream_ack(p->svc->bus, PROC_STREAM_GENERATE, PROC_GROUP, j->entry_id);
+}
+
+/* A model call that failed: retried later, or handed to a person. */
+static void failed(struct gen_job *j)
 {
     struct processor *p = j->p;
     struct sb_log_ctx lctx = {j->tenant, j->correlation[0] ? j->correlation : NULL};
     if (j->llm_error == LLM_ERR_SHUTDOWN)
         return; /* stopping: left pending, another instance (or this one, restarted) reclaims it */
-    if (j->llm_error == LLM_OK) {
-        int rc = gen_finish(j);
-        count(p, j->provider, rc != 0 ? "failed" : j->skip ? "skipped" : "replied");
-        if (rc != 0 && (j->attempt >= GENERATE_MAX_ATTEMPTS ||
-                        command_retry_later(p, PROC_STREAM_GENERATE, j->tenant, j->conversation,
-                                            j->message, j->correlation, j->attempt + 1, 1000) != 0)) {
-            sb_log_error(p->svc->log, &lctx, "reply for %s not stored: %s; left pending",
-                         j->message, sb_strerror(rc));
-            return; /* not acknowledged: reclaimed later */
-        }
-    } else if ((j->llm_retryable || j->llm_error == LLM_ERR_CIRCUIT_OPEN) &&
-               j->attempt < GENERATE_MAX_ATTEMPTS) {
+    if ((j->llm_retryable || j->llm_error == LLM_ERR_CIRCUIT_OPEN) &&
+        j->attempt < GENERATE_MAX_ATTEMPTS) {
         int64_t delay = domain_backoff_ms(j->attempt, GENERATE_BACKOFF_BASE_MS,
                                           GENERATE_BACKOFF_CAP_MS, (uint32_t)rand());
         count(p, j->provider, "retry");
@@ -200,26 +207,57 @@ static void complete(struct gen_job *j)
     (void)!bus_stream_ack(p->svc->bus, PROC_STREAM_GENERATE, PROC_GROUP, j->entry_id);
 }
 
+/* Takes the head of the queue and, when its call succeeded, every other
+ * succeeded call of the same tenant waiting now (up to the batch bounds):
+ * they are stored together. Called locked; returns how many. */
+static size_t take_batch(struct gen_completions *q, struct gen_job **out)
+{
+    struct gen_job *head = q->head, *kept = NULL; /* kept: the last job left in the queue */
+    size_t n = 0, bytes = head->reply.len;
+    out[n++] = head;
+    q->head = head->next;
+    struct gen_job **at = &q->head;
+    while (*at && head->llm_error == LLM_OK && n < GEN_FINISH_BATCH_MAX) {
+        struct gen_job *j = *at;
+        if (j->llm_error == LLM_OK && strcmp(j->tenant, head->tenant) == 0 &&
+            bytes + j->reply.len <= GEN_FINISH_BATCH_BYTES) {
+            *at = j->next;
+            out[n++] = j;
+            bytes += j->reply.len;
+        } else {
+            kept = j;
+            at = &j->next;
+        }
+    }
+    if (!*at) /* walked to the end: the tail may have been taken */
+        q->tail = kept;
+    q->queued -= n;
+    return n;
+}
+
 static void *completion_main(void *arg)
 {
     struct processor *p = arg;
     struct gen_completions *q = p->completions;
+    struct gen_job *batch[GEN_FINISH_BATCH_MAX];
+    int rcs[GEN_FINISH_BATCH_MAX];
     for (;;) {
         pthread_mutex_lock(&q->mu);
         while (!q->head && !q->stop)
             pthread_cond_wait(&q->cv, &q->mu);
-        struct gen_job *j = q->head;
-        if (j) {
-            q->head = j->next;
-            if (!q->head)
-                q->tail = NULL;
-            q->queued--;
-        }
+        size_t n = q->head ? take_batch(q, batch) : 0;
         pthread_mutex_unlock(&q->mu);
-        if (!j)
+        if (n == 0)
             return NULL;
-        complete(j);
-        gen_job_free(j);
+        if (batch[0]->llm_error != LLM_OK) {
+            failed(batch[0]);
+        } else {
+            gen_finish_batch(batch, n, rcs);
+            for (size_t i = 0; i < n; i++)
+                finished(batch[i], rcs[i]);
+        }
+        for (size_t i = 0; i < n; i++)
+            gen_job_free(batch[i]);
     }
 }
 

@@ -12,10 +12,10 @@
  * holding a thread: the stream entry is acknowledged when the call completes
  * (BUS_DEFER), and a crash before then leaves it pending to be reclaimed.
  *
- * finish (another transaction): the same checks again, then the reply is
- * stored as a queued outbound message; once committed, SendToChannel is
- * queued (a reply stored but never queued is found by the scheduler's sweep
- * of stalled outbound messages). */
+ * finish (another transaction, shared by every reply completed at the same
+ * time): the same checks again, then the reply is stored as a queued outbound
+ * message; once committed, SendToChannel is queued (a reply stored but never
+ * queued is found by the scheduler's sweep of stalled outbound messages). */
 #include "generate.h"
 #include "retrieval.h"
 #include "spend.h"
@@ -101,41 +101,46 @@ static int load_context(PGconn *c, struct gen_job *j)
     return rc;
 }
 
-#define WANTED_SQL                                                                             \
-    "SELECT c.owner, c.status, coalesce(c.assistant_id::text, ''), c.channel_id, "                 \
+/* The checks every step repeats, as columns from `col` on: owner, status,
+ * assistant, channel, "is the newest customer message", "answered already". */
+#define WANTED_COLUMNS(msg)                                                                        \
+    "c.owner, c.status, coalesce(c.assistant_id::text, ''), c.channel_id, "                        \
     "(SELECT m.id FROM messages m WHERE m.tenant_id = c.tenant_id AND "                           \
     " m.conversation_id = c.id AND m.direction = 'inbound' "                                      \
-    " ORDER BY m.created_at DESC, m.id DESC LIMIT 1) = $3::uuid, "                                \
+    " ORDER BY m.created_at DESC, m.id DESC LIMIT 1) = " msg ", "                                 \
     "EXISTS (SELECT 1 FROM messages m WHERE m.tenant_id = c.tenant_id AND "                       \
     " m.conversation_id = c.id AND m.sender_type = 'bot' AND "                                    \
-    " m.metadata->>'reply_to_message_id' = $3::text) "                                            \
-    "FROM conversations c WHERE c.tenant_id = $1 AND c.id = $2"
+    " m.metadata->>'reply_to_message_id' = " msg "::text) "
 
-/* The checks every step repeats. Sets j->skip with a reason when there is
- * nothing (any more) to answer. */
-static int still_wanted(PGconn *c, struct gen_job *j, bool lock)
+/* Reads the checks into j: its assistant and channel, and j->skip with a
+ * reason when there is nothing (any more) to answer. */
+static void read_wanted(struct gen_job *j, const PGresult *r, int row, int col)
+{
+    const char *assistant = PQgetvalue(r, row, col + 2);
+    j->skip = strcmp(PQgetvalue(r, row, col + 1), "open") != 0 ? "conversation closed"
+              : strcmp(PQgetvalue(r, row, col), "bot") != 0    ? "a human has the conversation"
+              : !assistant[0]                                  ? "no assistant on this channel"
+              : strcmp(PQgetvalue(r, row, col + 4), "t") != 0  ? "a newer customer message arrived"
+              : strcmp(PQgetvalue(r, row, col + 5), "t") == 0  ? "already answered"
+                                                               : NULL;
+    snprintf(j->assistant, sizeof j->assistant, "%s", assistant);
+    snprintf(j->channel, sizeof j->channel, "%s", PQgetvalue(r, row, col + 3));
+}
+
+static int still_wanted(PGconn *c, struct gen_job *j)
 {
     const char *p[] = {j->tenant, j->conversation, j->message};
     PGresult *r = NULL;
-    int rc = db_exec(c, lock ? WANTED_SQL " FOR UPDATE" : WANTED_SQL, 3, p, &r, &j->dberr);
+    int rc = db_exec(c,
+                     "SELECT " WANTED_COLUMNS("$3::uuid")
+                     "FROM conversations c WHERE c.tenant_id = $1 AND c.id = $2",
+                     3, p, &r, &j->dberr);
     if (rc != 0)
         return rc;
     if (PQntuples(r) == 0)
         j->skip = "conversation not found";
-    else if (strcmp(PQgetvalue(r, 0, 1), "open") != 0)
-        j->skip = "conversation closed";
-    else if (strcmp(PQgetvalue(r, 0, 0), "bot") != 0)
-        j->skip = "a human has the conversation";
-    else if (!PQgetvalue(r, 0, 2)[0])
-        j->skip = "no assistant on this channel";
-    else if (strcmp(PQgetvalue(r, 0, 4), "t") != 0)
-        j->skip = "a newer customer message arrived";
-    else if (strcmp(PQgetvalue(r, 0, 5), "t") == 0)
-        j->skip = "already answered";
-    if (PQntuples(r) == 1) {
-        snprintf(j->assistant, sizeof j->assistant, "%s", PQgetvalue(r, 0, 2));
-        snprintf(j->channel, sizeof j->channel, "%s", PQgetvalue(r, 0, 3));
-    }
+    else
+        read_wanted(j, r, 0, 0);
     PQclear(r);
     return 0;
 }
@@ -161,7 +166,7 @@ static int add_knowledge(PGconn *c, struct gen_job *j)
 static int prepare_tx(PGconn *c, void *arg)
 {
     struct gen_job *j = arg;
-    int rc = still_wanted(c, j, false);
+    int rc = still_wanted(c, j);
     if (rc != 0 || j->skip)
         return rc;
     rc = load_assistant(c, j);
@@ -188,100 +193,269 @@ int gen_prepare(struct gen_job *j)
     return db_tenant_tx(j->p->svc->db, j->tenant, prepare_tx, j);
 }
 
+/* ---------------------------------------------------------------- finish
+ *
+ * Finishes are batched: the completion threads hand over every completed call
+ * of one tenant waiting at that moment (answer.c), and one transaction with a
+ * fixed set of statements stores them all, whatever their number (arrays
+ * through unnest: one plan, one commit). A batch that fails is finished again
+ * one job at a time, so one bad reply never holds up the others. */
+
 struct finish {
-    struct gen_job *j;
-    char id[SB_UUID_STRLEN];
-    long cost; /* micro-USD of the model call; 0 for retrieval */
+    struct gen_job **jobs;
+    size_t n;
+    struct db_array a[11]; /* one column each, re-filled per statement */
 };
+
+/* Every wanted job of the batch: conversation locked in id order (two batches
+ * never wait on each other in a cycle), then the checks of still_wanted. */
+static const char WANTED_BATCH_SQL[] =
+    "SELECT w.i, " WANTED_COLUMNS("w.msg")
+    "FROM unnest($2::uuid[], $3::uuid[]) WITH ORDINALITY AS w(conv, msg, i) "
+    "JOIN conversations c ON c.tenant_id = $1::uuid AND c.id = w.conv "
+    "ORDER BY c.id FOR UPDATE OF c";
+
+static const char REPLIES_SQL[] =
+    "INSERT INTO messages (tenant_id, conversation_id, channel_id, direction, sender_type, type, "
+    "content, metadata, status, llm_model, tokens_in, tokens_out, correlation_id) "
+    "SELECT $1::uuid, u.conv, u.chan, 'outbound', 'bot', 'text', u.body, "
+    "jsonb_strip_nulls(jsonb_build_object('reply_to_message_id', u.msg::text, "
+    "'provider', u.provider, 'spend_cap_reached', CASE WHEN u.capped THEN true END)), "
+    "'queued', NULLIF(u.model, ''), u.tin, u.tout, u.corr "
+    "FROM unnest($2::uuid[], $3::uuid[], $4::text[], $5::uuid[], $6::text[], $7::text[], "
+    "$8::int[], $9::int[], $10::text[], $11::boolean[]) WITH ORDINALITY "
+    "AS u(conv, chan, body, msg, provider, model, tin, tout, corr, capped, i) ORDER BY u.i "
+    "RETURNING id, conversation_id";
 
 /* One llm_usage row per completed model call, in the transaction that stores
  * its reply (or finds it no longer wanted: the call was paid for all the
  * same); message_id names the reply when there is one. */
-static int record_usage(PGconn *c, struct finish *f)
+static const char USAGE_SQL[] =
+    "INSERT INTO llm_usage (tenant_id, assistant_id, conversation_id, message_id, provider, "
+    "model, outcome, tokens_in, tokens_out, cost_micros, latency_ms, correlation_id) "
+    "SELECT $1::uuid, u.asst, u.conv, u.msg, u.provider, u.model, 'ok', u.tin, u.tout, u.cost, "
+    "u.lat, u.corr FROM unnest($2::uuid[], $3::uuid[], $4::uuid[], $5::text[], $6::text[], "
+    "$7::int[], $8::int[], $9::bigint[], $10::int[], $11::text[]) "
+    "AS u(asst, conv, msg, provider, model, tin, tout, cost, lat, corr)";
+
+/* Answered: the buffer's lease ends (no newer message: checked above). */
+static const char ANSWERED_SQL[] =
+    "UPDATE conversations c SET last_message_at = now(), last_outbound_at = now(), "
+    "last_message_preview = u.preview, buffer_started_at = NULL, buffer_deadline_at = NULL "
+    "FROM unnest($2::uuid[], $3::text[]) AS u(id, preview) "
+    "WHERE c.tenant_id = $1::uuid AND c.id = u.id";
+
+static bool finish_wanted(const struct gen_job *j)
 {
-    struct gen_job *j = f->j;
-    char tin[24], tout[24], cost[24], latency[24];
-    f->cost = spend_cost(j->tokens_in, j->tokens_out, j->price_in, j->price_out);
+    return !j->skip && !j->again;
+}
+
+static void reset_columns(struct finish *f)
+{
+    for (size_t i = 0; i < sizeof f->a / sizeof f->a[0]; i++)
+        db_array_reset(&f->a[i]);
+}
+
+/* Runs `sql` with the tenant and the first `ncols` columns as parameters. */
+static int exec_columns(PGconn *c, struct finish *f, const char *sql, int ncols, PGresult **r)
+{
+    const char *p[1 + sizeof f->a / sizeof f->a[0]] = {f->jobs[0]->tenant};
+    for (int i = 0; i < ncols; i++)
+        if (!(p[1 + i] = db_array_text(&f->a[i])))
+            return SB_ELIMIT;
+    return db_exec(c, sql, 1 + ncols, p, r, &f->jobs[0]->dberr);
+}
+
+static int check_batch(PGconn *c, struct finish *f)
+{
+    int rc = 0;
+    reset_columns(f);
+    for (size_t i = 0; rc == 0 && i < f->n; i++) {
+        rc = db_array_add(&f->a[0], f->jobs[i]->conversation);
+        if (rc == 0)
+            rc = db_array_add(&f->a[1], f->jobs[i]->message);
+    }
+    PGresult *r = NULL;
+    if (rc == 0)
+        rc = exec_columns(c, f, WANTED_BATCH_SQL, 2, &r);
+    for (size_t i = 0; rc == 0 && i < f->n; i++)
+        f->jobs[i]->skip = "conversation not found"; /* unless a row below says otherwise */
+    for (int row = 0; rc == 0 && row < PQntuples(r); row++) {
+        long i = 0;
+        if (db_value_long(r, row, 0, &i) != 0 || i < 1 || (size_t)i > f->n) {
+            rc = SB_EDB;
+            break;
+        }
+        read_wanted(f->jobs[i - 1], r, row, 1);
+    }
+    PQclear(r);
+    /* Two replies for one conversation in a batch: the later one waits for the
+     * earlier to be committed and is finished on its own (it may then find
+     * itself answered already). */
+    for (size_t i = 0; rc == 0 && i < f->n; i++)
+        for (size_t k = 0; k < i && !f->jobs[i]->again; k++)
+            if (strcmp(f->jobs[k]->conversation, f->jobs[i]->conversation) == 0) {
+                f->jobs[i]->again = true;
+                f->jobs[i]->skip = NULL;
+            }
+    return rc;
+}
+
+static int add_reply_row(struct finish *f, const struct gen_job *j)
+{
+    char tin[24], tout[24];
     snprintf(tin, sizeof tin, "%ld", j->tokens_in > 0 ? j->tokens_in : 0);
     snprintf(tout, sizeof tout, "%ld", j->tokens_out > 0 ? j->tokens_out : 0);
-    snprintf(cost, sizeof cost, "%ld", f->cost);
-    snprintf(latency, sizeof latency, "%ld", j->latency_ms > 0 ? j->latency_ms : 0);
-    const char *p[] = {j->tenant, j->assistant, j->conversation, f->id[0] ? f->id : NULL, j->provider,
-                       j->used_model, tin, tout, cost, latency,
-                       j->correlation[0] ? j->correlation : NULL};
-    return db_exec(c,
-                   "INSERT INTO llm_usage (tenant_id, assistant_id, conversation_id, message_id, "
-                   "provider, model, outcome, tokens_in, tokens_out, cost_micros, latency_ms, "
-                   "correlation_id) VALUES ($1, $2, $3, $4, $5, $6, 'ok', $7::int, $8::int, "
-                   "$9::bigint, $10::int, $11)",
-                   11, p, NULL, &j->dberr);
+    const char *v[] = {j->conversation, j->channel, j->reply.data ? j->reply.data : "", j->message,
+                       gen_use_retrieval(j) ? "retrieval" : j->provider, j->used_model, tin, tout,
+                       j->correlation[0] ? j->correlation : NULL, j->capped ? "t" : "f"};
+    int rc = 0;
+    for (size_t k = 0; rc == 0 && k < sizeof v / sizeof v[0]; k++)
+        rc = db_array_add(&f->a[k], v[k]);
+    return rc;
+}
+
+static int insert_replies(PGconn *c, struct finish *f)
+{
+    int rc = 0, want = 0;
+    reset_columns(f);
+    for (size_t i = 0; rc == 0 && i < f->n; i++)
+        if (finish_wanted(f->jobs[i])) {
+            rc = add_reply_row(f, f->jobs[i]);
+            want++;
+        }
+    if (rc != 0 || want == 0)
+        return rc;
+    PGresult *r = NULL;
+    rc = exec_columns(c, f, REPLIES_SQL, 10, &r);
+    for (int row = 0; rc == 0 && row < PQntuples(r); row++)
+        for (size_t i = 0; i < f->n; i++) /* one wanted job per conversation */
+            if (finish_wanted(f->jobs[i]) &&
+                strcmp(f->jobs[i]->conversation, PQgetvalue(r, row, 1)) == 0)
+                snprintf(f->jobs[i]->reply_id, sizeof f->jobs[i]->reply_id, "%s",
+                         PQgetvalue(r, row, 0));
+    if (rc == 0 && PQntuples(r) != want)
+        rc = SB_EDB;
+    PQclear(r);
+    return rc;
+}
+
+static int record_usage(PGconn *c, struct finish *f)
+{
+    int rc = 0, rows = 0;
+    reset_columns(f);
+    for (size_t i = 0; rc == 0 && i < f->n; i++) {
+        struct gen_job *j = f->jobs[i];
+        if (j->again || gen_use_retrieval(j))
+            continue;
+        j->cost = spend_cost(j->tokens_in, j->tokens_out, j->price_in, j->price_out);
+        rows++;
+        const char *v[] = {j->assistant, j->conversation, j->reply_id[0] ? j->reply_id : NULL,
+                           j->provider, j->used_model};
+        for (size_t k = 0; rc == 0 && k < sizeof v / sizeof v[0]; k++)
+            rc = db_array_add(&f->a[k], v[k]);
+        long n[] = {j->tokens_in > 0 ? j->tokens_in : 0, j->tokens_out > 0 ? j->tokens_out : 0,
+                    j->cost, j->latency_ms > 0 ? j->latency_ms : 0};
+        for (size_t k = 0; rc == 0 && k < sizeof n / sizeof n[0]; k++)
+            rc = db_array_add_long(&f->a[5 + k], n[k]);
+        if (rc == 0)
+            rc = db_array_add(&f->a[9], j->correlation[0] ? j->correlation : NULL);
+    }
+    return rc != 0 || rows == 0 ? rc : exec_columns(c, f, USAGE_SQL, 10, NULL);
+}
+
+static int mark_answered(PGconn *c, struct finish *f)
+{
+    int rc = 0, rows = 0;
+    reset_columns(f);
+    for (size_t i = 0; rc == 0 && i < f->n; i++) {
+        struct gen_job *j = f->jobs[i];
+        if (!finish_wanted(j))
+            continue;
+        char preview[DOMAIN_PREVIEW_MAX + 1];
+        domain_str_copy(preview, sizeof preview, j->reply.data ? j->reply.data : "");
+        rc = db_array_add(&f->a[0], j->conversation);
+        if (rc == 0)
+            rc = db_array_add(&f->a[1], preview);
+        rows++;
+    }
+    return rc != 0 || rows == 0 ? rc : exec_columns(c, f, ANSWERED_SQL, 2, NULL);
 }
 
 static int finish_tx(PGconn *c, void *arg)
 {
     struct finish *f = arg;
-    struct gen_job *j = f->j;
-    int rc = still_wanted(c, j, true); /* locked: no other reply can slip in now */
-    if (rc == 0 && j->skip && !gen_use_retrieval(j))
-        return record_usage(c, f); /* not wanted any more, but the call was paid for */
-    if (rc != 0 || j->skip)
-        return rc;
-    char tin[24], tout[24], preview[DOMAIN_PREVIEW_MAX + 1];
-    snprintf(tin, sizeof tin, "%ld", j->tokens_in);
-    snprintf(tout, sizeof tout, "%ld", j->tokens_out);
-    const char *p[] = {j->tenant, j->conversation, j->channel, j->reply.data ? j->reply.data : "",
-                       j->message, gen_use_retrieval(j) ? "retrieval" : j->provider,
-                       j->used_model, tin, tout, j->correlation[0] ? j->correlation : NULL,
-                       j->capped ? "t" : "f"};
-    PGresult *r = NULL;
-    rc = db_exec(c,
-                 "INSERT INTO messages (tenant_id, conversation_id, channel_id, direction, "
-                 "sender_type, type, content, metadata, status, llm_model, tokens_in, tokens_out, "
-                 "correlation_id) VALUES ($1, $2, $3, 'outbound', 'bot', 'text', $4, "
-                 "jsonb_strip_nulls(jsonb_build_object('reply_to_message_id', $5::text, "
-                 "'provider', $6::text, 'spend_cap_reached', CASE WHEN $11::boolean THEN true END)), "
-                 "'queued', NULLIF($7, ''), $8::int, $9::int, $10) RETURNING id",
-                 11, p, &r, &j->dberr);
+    for (size_t i = 0; i < f->n; i++) { /* the body may run again: start clean */
+        f->jobs[i]->skip = NULL;
+        f->jobs[i]->again = false;
+        f->jobs[i]->reply_id[0] = '\0';
+        f->jobs[i]->cost = 0;
+    }
+    int rc = check_batch(c, f);
     if (rc == 0)
-        snprintf(f->id, sizeof f->id, "%s", PQgetvalue(r, 0, 0));
-    PQclear(r);
-    if (rc == 0 && !gen_use_retrieval(j))
+        rc = insert_replies(c, f);
+    if (rc == 0)
         rc = record_usage(c, f);
-    domain_str_copy(preview, sizeof preview, p[3]);
-    const char *q[] = {j->tenant, j->conversation, preview};
-    if (rc == 0) /* answered: the buffer's lease ends (no newer message: still_wanted) */
-        rc = db_exec(c,
-                     "UPDATE conversations SET last_message_at = now(), last_outbound_at = now(), "
-                     "last_message_preview = $3, buffer_started_at = NULL, "
-                     "buffer_deadline_at = NULL WHERE tenant_id = $1 AND id = $2",
-                     3, q, NULL, &j->dberr);
+    if (rc == 0)
+        rc = mark_answered(c, f);
     return rc;
 }
 
-int gen_finish(struct gen_job *j)
+/* After the commit: spend tallies, then SendToChannel and the event for each
+ * stored reply (a sender must find the committed message; a reply stored but
+ * not queued is found by the stalled-message sweep). */
+static void after_finish(struct gen_job *j)
 {
-    struct finish f = {.j = j};
-    int rc = db_tenant_tx(j->p->svc->db, j->tenant, finish_tx, &f);
-    if (rc == 0 && !gen_use_retrieval(j))
-        spend_add(j->p->spend, j->p->svc->db, j->tenant, f.cost, j->tokens_in, j->tokens_out);
-    if (rc != 0 || j->skip)
-        return rc;
-    /* Only now: a sender must find the committed message. If this fails, the
-     * stalled-message sweep sends it later. */
-    if (command_enqueue(j->p, PROC_STREAM_SEND, j->tenant, j->conversation, f.id, j->correlation,
-                        1) != 0)
-        sb_log_warn(j->p->svc->log, NULL, "reply %s stored but not queued; the sweep will send it",
-                    f.id);
-    struct domain_message_summary s = {.id = f.id, .conversation_id = j->conversation,
+    struct processor *p = j->p;
+    if (!gen_use_retrieval(j))
+        spend_add(p->spend, p->svc->db, j->tenant, j->cost, j->tokens_in, j->tokens_out);
+    if (!finish_wanted(j))
+        return;
+    if (command_enqueue(p, PROC_STREAM_SEND, j->tenant, j->conversation, j->reply_id,
+                        j->correlation, 1) != 0)
+        sb_log_warn(p->svc->log, NULL, "reply %s stored but not queued; the sweep will send it",
+                    j->reply_id);
+    struct domain_message_summary s = {.id = j->reply_id, .conversation_id = j->conversation,
                                        .channel_id = j->channel, .type = DOMAIN_TYPE_TEXT,
                                        .direction = DOMAIN_OUTBOUND, .sender = DOMAIN_SENDER_BOT,
                                        .status = DOMAIN_STATUS_QUEUED, .content = j->reply.data,
                                        .created_ms = sb_now_ms()};
-    events_emit(j->p->events,
-                domain_event_envelope(DOMAIN_EVENT_AI_RESPONSE_GENERATED, j->tenant, sb_now_ms(),
-                                      j->correlation[0] ? j->correlation : NULL, NULL,
-                                      domain_message_summary_json(&s)));
-    return 0;
+    events_emit(p->events, domain_event_envelope(DOMAIN_EVENT_AI_RESPONSE_GENERATED, j->tenant,
+                                                 sb_now_ms(),
+                                                 j->correlation[0] ? j->correlation : NULL, NULL,
+                                                 domain_message_summary_json(&s)));
+}
+
+void gen_finish_batch(struct gen_job **jobs, size_t n, int *rcs)
+{
+    struct processor *p = jobs[0]->p;
+    struct finish f = {.jobs = jobs, .n = n};
+    for (size_t i = 0; i < sizeof f.a / sizeof f.a[0]; i++)
+        db_array_init(&f.a[i], 2 * GEN_FINISH_BATCH_BYTES + 64 * 1024);
+    int rc = db_tenant_tx(p->svc->db, jobs[0]->tenant, finish_tx, &f);
+    for (size_t i = 0; i < sizeof f.a / sizeof f.a[0]; i++)
+        db_array_cleanup(&f.a[i]);
+    metric_observe(p->m_finish_batch, NULL, (double)n);
+    if (rc != 0 && rc != SB_EUNAVAIL && rc != -ETIMEDOUT && n > 1) {
+        for (size_t i = 0; i < n; i++) /* find the one at fault; finish the others */
+            gen_finish_batch(&jobs[i], 1, &rcs[i]);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        rcs[i] = rc;
+        if (rc != 0)
+            continue;
+        after_finish(jobs[i]);
+        if (jobs[i]->again) /* its conversation had an earlier reply in this batch */
+            gen_finish_batch(&jobs[i], 1, &rcs[i]);
+    }
+}
+
+int gen_finish(struct gen_job *j)
+{
+    int rc = 0;
+    gen_finish_batch(&j, 1, &rc);
+    return rc;
 }
 
 static int release_tx(PGconn *c, void *arg)

@@ -1,6 +1,6 @@
 /* generate.h - internal to sabia-processor: one GenerateAIResponse job as it
  * goes through prepare (generate.c), the provider call (answer.c) and
- * finish (reply.c). A job is heap-allocated because a model call completes
+ * finish (generate.c). A job is heap-allocated because a model call completes
  * on the LLM engine's thread, after the stream handler has returned. */
 #ifndef SABIA_PROCESSOR_GENERATE_H
 #define SABIA_PROCESSOR_GENERATE_H
@@ -9,6 +9,8 @@
 #include "processor.h"
 
 #define GEN_PROMPT_MAX (256u * 1024u) /* system prompt with knowledge, bytes */
+#define GEN_FINISH_BATCH_MAX 64                 /* replies stored by one transaction */
+#define GEN_FINISH_BATCH_BYTES (4u * 1024u * 1024u) /* their text, together (one may exceed it) */
 
 struct gen_job {
     struct processor *p;
@@ -39,6 +41,11 @@ struct gen_job {
     enum llm_error llm_error;
     bool llm_retryable;
     char llm_message[512];
+    /* finish */
+    char reply_id[SB_UUID_STRLEN];       /* the stored reply; "" when none */
+    long cost;                           /* micro-USD of the model call; 0 for retrieval */
+    bool again;                          /* an earlier job of its batch answers the same
+                                            conversation: finished on its own afterwards */
     struct sb_buf dberr;                 /* the last database error, for the logs */
     struct gen_job *next;                /* completion queue */
 };
@@ -62,5 +69,8 @@ int gen_release_buffer(struct gen_job *j) SB_MUST_USE;
 /* generate.c: stores the reply and queues SendToChannel (re-checking that it is
  * still wanted). 0, or a negative code to retry the job later. */
 int gen_finish(struct gen_job *j) SB_MUST_USE;
+/* The same for n (1..GEN_FINISH_BATCH_MAX) completed jobs of one tenant, in
+ * one transaction; rcs[i] gets job i's result. */
+void gen_finish_batch(struct gen_job **jobs, size_t n, int *rcs);
 
 #endif

@@ -76,6 +76,7 @@ struct processor {
     struct schedule *schedule;
     struct metric *m_replies;    /* processor_replies_total{provider,result} */
     struct metric *m_sends;      /* processor_sends_total{channel,result} */
+    struct metric *m_finish_batch; /* processor_finish_batch_size: replies per finish transaction */
 };
 
 /* Each part starts its threads and registers its metrics; the matching stop

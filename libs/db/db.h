@@ -103,6 +103,34 @@ int db_value_long(const PGresult *res, int row, int col, long *out) SB_MUST_USE;
  * newline (as libpq messages have) is dropped. */
 void db_err_setf(struct sb_buf *err, const char *fmt, ...) SB_PRINTF(2, 3);
 
+/* ---------------------------------------------------------------- arrays */
+
+/* A PostgreSQL array literal in text form ("{\"a\",NULL,\"b\"}") built one
+ * element at a time, to pass a whole batch as one parameter of a fixed
+ * statement (`… FROM unnest($1::uuid[], $2::text[])`): one plan for every
+ * batch size, and no value is ever built into SQL text. Elements are quoted
+ * and escaped, so any text round-trips (empty strings, quotes, backslashes,
+ * braces, "NULL"); a NULL element is SQL NULL. Caller-owned storage. */
+struct db_array {
+    struct sb_buf text;
+    bool closed;
+};
+
+/* `max_bytes` bounds the literal (elements, quotes and escapes). */
+void db_array_init(struct db_array *a, size_t max_bytes);
+void db_array_cleanup(struct db_array *a);
+/* Drops every element (the storage is kept). */
+void db_array_reset(struct db_array *a);
+/* Appends one element: a NUL-terminated text, or NULL for SQL NULL.
+ * SB_ELIMIT past max_bytes (the array is then unchanged), -ENOMEM. Not after
+ * db_array_text(). */
+int db_array_add(struct db_array *a, const char *v) SB_MUST_USE;
+/* Same for a long integer. */
+int db_array_add_long(struct db_array *a, long v) SB_MUST_USE;
+/* The finished literal, valid until the next reset or cleanup; NULL when the
+ * closing brace did not fit. */
+const char *db_array_text(struct db_array *a);
+
 /* ---------------------------------------------------------------- transactions */
 
 /* Body of a transaction: runs statements on `c` (borrowed for the call) and

@@ -13,6 +13,7 @@
 
 struct world W;
 pid_t GRAPH, PROC[2], LLM;
+int PROC_PORT[2];
 int GRAPH_PORT, LLM_PORT;
 char PROC_LOG[2][512];
 
@@ -25,7 +26,7 @@ void sleep_ms(long ms)
 void start_processor(int i)
 {
     static char env[12][512];
-    int port = ts_free_port();
+    int port = PROC_PORT[i] = ts_free_port();
     snprintf(env[0], sizeof env[0], "SABIA_PROCESSOR_PORT=%d", port);
     snprintf(env[1], sizeof env[1], "SABIA_DATABASE_URL=%s", W.app_url);
     snprintf(env[2], sizeof env[2], "SABIA_REDIS_URL=%s", W.redis_url);

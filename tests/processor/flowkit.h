@@ -13,6 +13,7 @@
 
 extern struct world W;
 extern pid_t GRAPH, PROC[2], LLM;
+extern int PROC_PORT[2]; /* their HTTP ports (health, /metrics) */
 extern int GRAPH_PORT, LLM_PORT;
 extern char PROC_LOG[2][512];
 

@@ -139,3 +139,82 @@ Test(llm, the_monthly_spend_cap_stops_model_calls)
     cr_assert_eq(wait_sends(phone, 3, 20000, last, sizeof last), 3, "log %s", PROC_LOG[0]);
     cr_assert_str_eq(last, "Echo: thanks a lot");
 }
+
+/* A sample value of the processor's /metrics, e.g. a histogram's bucket. */
+static double proc_metric(const char *series)
+{
+    char url[128];
+    long st;
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/metrics", PROC_PORT[0]);
+    char *text = ts_http("GET", url, NULL, NULL, 0, &st);
+    cr_assert_eq(st, 200);
+    const char *at = strstr(text, series);
+    double v = at ? strtod(at + strlen(series), NULL) : -1;
+    free(text);
+    return v;
+}
+
+Test(llm, replies_completed_together_are_stored_together_each_in_its_own_conversation)
+{
+    enum { N = 16 };
+    char url[128];
+    long st;
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/_script", LLM_PORT);
+    const char script[] = "{\"delay_ms\":1500}";
+    free(ts_http("POST", url, NULL, script, sizeof script - 1, &st));
+    cr_assert_eq(st, 200);
+    char base[16], phones[N][16], text[64], in_list[N * 20] = "";
+    new_customer(base);
+    for (int i = 0; i < N; i++) {
+        snprintf(phones[i], sizeof phones[i], "%.9s%02d", base, i);
+        snprintf(text, sizeof text, "batch question %d", i);
+        customer_says(phones[i], text);
+        size_t len = strlen(in_list);
+        snprintf(in_list + len, sizeof in_list - len, "%s'%s'", i ? "," : "", phones[i]);
+    }
+    /* Every conversation is held while the model answers: the finishes pile
+     * up behind the lock and are stored together once it goes. */
+    char sql[2048], *n = NULL;
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM conversations c JOIN contacts ct ON ct.tenant_id = c.tenant_id "
+             "AND ct.id = c.contact_id WHERE ct.external_id IN (%s)", in_list);
+    for (int waited = 0; waited < 10000; waited += 50) {
+        free(n);
+        n = tenant_sql(sql);
+        if (n && atoi(n) == N)
+            break;
+        sleep_ms(50);
+    }
+    cr_assert(n && atoi(n) == N, "conversations not opened: %s", n ? n : "none");
+    free(n);
+    double before = proc_metric("processor_finish_batch_size_count ");
+    snprintf(sql, sizeof sql,
+             "SELECT l.n, pg_sleep(4) FROM (SELECT count(*) AS n FROM (SELECT c.id FROM conversations c "
+             "JOIN contacts ct ON ct.tenant_id = c.tenant_id AND ct.id = c.contact_id "
+             "WHERE ct.external_id IN (%s) FOR UPDATE OF c) h) l", in_list);
+    free(tenant_sql(sql));
+    for (int i = 0; i < N; i++) {
+        char last[256] = "";
+        snprintf(text, sizeof text, "Echo: batch question %d", i);
+        cr_assert_eq(wait_sends(phones[i], 1, 30000, last, sizeof last), 1, "customer %d (log %s)",
+                     i, PROC_LOG[0]);
+        cr_assert_str_eq(last, text, "customer %d got another's answer", i);
+    }
+    sleep_ms(1000);
+    for (int i = 0; i < N; i++)
+        cr_assert_eq(sends_to(phones[i], NULL, 0), 1, "customer %d answered twice", i);
+    /* Each reply is in its own conversation, with its own usage row. */
+    snprintf(sql, sizeof sql,
+             "SELECT count(DISTINCT m.conversation_id) FROM messages m JOIN llm_usage u "
+             "ON u.message_id = m.id AND u.conversation_id = m.conversation_id "
+             "JOIN conversations c ON c.id = m.conversation_id JOIN contacts ct ON ct.id = c.contact_id "
+             "WHERE ct.external_id IN (%s) AND m.sender_type = 'bot' "
+             "AND m.content = 'Echo: ' || (SELECT i.content FROM messages i WHERE "
+             "i.conversation_id = m.conversation_id AND i.direction = 'inbound')", in_list);
+    n = tenant_sql(sql);
+    cr_assert_str_eq(n, "16");
+    free(n);
+    /* And fewer transactions than replies stored them. */
+    double batches = proc_metric("processor_finish_batch_size_count ") - before;
+    cr_assert(batches >= 1 && batches < N, "%.0f finish transactions for %d replies", batches, N);
+}
