@@ -10,32 +10,51 @@
 #include <stdlib.h>
 #include <string.h>
 
-int followup_schedule(PGconn *c, const char *tenant, const char *conversation,
-                      const char *message, struct followup_armed *out)
+int followup_schedule(PGconn *c, const char *tenant, size_t n, const char *const *conversations,
+                      const char *const *messages, struct followup_armed **out)
 {
-    const char *p[] = {tenant, conversation, message};
+    struct db_array conv, msg;
+    db_array_init(&conv, n * (SB_UUID_STRLEN + 3) + 2);
+    db_array_init(&msg, n * (SB_UUID_STRLEN + 3) + 2);
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        out[i]->job_id[0] = '\0';
+        rc = db_array_add(&conv, conversations[i]);
+        if (rc == 0)
+            rc = db_array_add(&msg, messages[i]);
+    }
+    const char *p[] = {tenant, db_array_text(&conv), db_array_text(&msg)};
     PGresult *r = NULL;
-    out->job_id[0] = '\0';
-    int rc = db_exec(c,
+    if (rc == 0)
+        rc = p[1] && p[2] ? 0 : SB_ELIMIT;
+    if (rc == 0)
+        rc = db_exec(c,
                      "INSERT INTO scheduled_jobs (tenant_id, kind, conversation_id, dedup_key, "
                      "payload, run_at) SELECT cv.tenant_id, 'followup', cv.id, "
-                     "'followup:' || cv.id::text, jsonb_build_object('after_message_id', $3::text), "
+                     "'followup:' || cv.id::text, jsonb_build_object('after_message_id', u.msg::text), "
                      "now() + make_interval(secs => (a.config->>'followup_after_seconds')::int) "
-                     "FROM conversations cv JOIN assistants a ON a.tenant_id = cv.tenant_id "
-                     "AND a.id = cv.assistant_id WHERE cv.tenant_id = $1 AND cv.id = $2 "
-                     "AND a.config->>'followup_after_seconds' ~ '^[1-9][0-9]{0,6}$' "
+                     "FROM unnest($2::uuid[], $3::uuid[]) AS u(conv, msg) "
+                     "JOIN conversations cv ON cv.tenant_id = $1::uuid AND cv.id = u.conv "
+                     "JOIN assistants a ON a.tenant_id = cv.tenant_id AND a.id = cv.assistant_id "
+                     "WHERE a.config->>'followup_after_seconds' ~ '^[1-9][0-9]{0,6}$' "
                      "AND coalesce(a.config->>'followup_text', '') <> '' "
                      "ON CONFLICT (tenant_id, dedup_key) WHERE dedup_key IS NOT NULL "
                      "AND status IN ('pending', 'running') DO UPDATE SET run_at = EXCLUDED.run_at, "
                      "payload = EXCLUDED.payload "
-                     "RETURNING id, (extract(epoch FROM run_at) * 1000)::bigint",
+                     "RETURNING id, (extract(epoch FROM run_at) * 1000)::bigint, conversation_id",
                      3, p, &r, NULL);
-    long due = 0;
-    if (rc == 0 && PQntuples(r) == 1 && db_value_long(r, 0, 1, &due) == 0) {
-        snprintf(out->job_id, sizeof out->job_id, "%s", PQgetvalue(r, 0, 0));
-        out->due_ms = due;
+    for (int row = 0; rc == 0 && row < PQntuples(r); row++) {
+        long due = 0;
+        for (size_t i = 0; i < n; i++)
+            if (strcmp(conversations[i], PQgetvalue(r, row, 2)) == 0 &&
+                db_value_long(r, row, 1, &due) == 0) {
+                snprintf(out[i]->job_id, sizeof out[i]->job_id, "%s", PQgetvalue(r, row, 0));
+                out[i]->due_ms = due;
+            }
     }
     PQclear(r);
+    db_array_cleanup(&conv);
+    db_array_cleanup(&msg);
     return rc;
 }
 

@@ -435,7 +435,8 @@ void gen_finish_batch(struct gen_job **jobs, size_t n, int *rcs)
     int rc = db_tenant_tx(p->svc->db, jobs[0]->tenant, finish_tx, &f);
     for (size_t i = 0; i < sizeof f.a / sizeof f.a[0]; i++)
         db_array_cleanup(&f.a[i]);
-    metric_observe(p->m_finish_batch, NULL, (double)n);
+    const char *stage[] = {"finish"};
+    metric_observe(p->m_batch, stage, (double)n);
     if (rc != 0 && rc != SB_EUNAVAIL && rc != -ETIMEDOUT && n > 1) {
         for (size_t i = 0; i < n; i++) /* find the one at fault; finish the others */
             gen_finish_batch(&jobs[i], 1, &rcs[i]);

@@ -95,9 +95,10 @@ static int processor_start(struct processor *p, struct service *svc)
     p->m_sends = metrics_counter(svc->metrics, "processor_sends_total",
                                  "Outbound sends by channel and result.", "channel,result");
     static const double batch_buckets[] = {1, 2, 4, 8, 16, 32, 64};
-    p->m_finish_batch = metrics_histogram(svc->metrics, "processor_finish_batch_size",
-                                          "Completed replies stored per finish transaction.", NULL,
-                                          batch_buckets, sizeof batch_buckets / sizeof *batch_buckets);
+    p->m_batch = metrics_histogram(svc->metrics, "processor_batch_size",
+                                   "Items per transaction of a batched stage: finish (replies "
+                                   "stored), claim and record (messages sent).",
+                                   "stage", batch_buckets, sizeof batch_buckets / sizeof *batch_buckets);
     struct llm_config lc = {.max_in_flight = (int)sb_config_int(cfg, "SABIA_LLM_MAX_IN_FLIGHT"),
                             .default_timeout_ms = (int)sb_config_int(cfg, "SABIA_LLM_TIMEOUT_MS"),
                             .breaker_failures = (int)sb_config_int(cfg, "SABIA_LLM_BREAKER_FAILURES"),

@@ -65,6 +65,7 @@ struct processor {
     long send_max_attempts;
     long context_messages_max;
     struct bus_worker *inbound, *generate, *send, *handoff;
+    struct send_queue *sendq;             /* SendToChannel jobs awaiting a sender (send.c) */
     struct llm *llm;                      /* model calls (generate) */
     long llm_max_in_flight;               /* back-pressure bound (answer.c) */
     struct spend *spend;                  /* monthly LLM spend per tenant (spend.c) */
@@ -76,7 +77,7 @@ struct processor {
     struct schedule *schedule;
     struct metric *m_replies;    /* processor_replies_total{provider,result} */
     struct metric *m_sends;      /* processor_sends_total{channel,result} */
-    struct metric *m_finish_batch; /* processor_finish_batch_size: replies per finish transaction */
+    struct metric *m_batch;      /* processor_batch_size{stage}: items per batched transaction */
 };
 
 /* Each part starts its threads and registers its metrics; the matching stop
@@ -101,15 +102,16 @@ int buffer_arm(struct processor *p, const char *tenant_id, const char *conversat
 /* Handles one due reply deadline (called by the scheduler). */
 void buffer_flush(struct processor *p, const char *tenant_id, const char *conversation_id);
 
-/* followup.c. Inside a tenant transaction, after a bot reply was sent:
- * schedules (or pushes back) the conversation's follow-up when its assistant
- * has one configured; *out gets the job (job_id "" when none). */
+/* followup.c. Inside a tenant transaction, after bot replies were sent:
+ * schedules (or pushes back) each conversation's follow-up when its assistant
+ * has one configured; *out[i] gets conversation i's job (job_id "" when
+ * none). The n conversations must be distinct. */
 struct followup_armed {
     char job_id[SB_UUID_STRLEN];
     int64_t due_ms;
 };
-int followup_schedule(PGconn *c, const char *tenant, const char *conversation,
-                      const char *message, struct followup_armed *out) SB_MUST_USE;
+int followup_schedule(PGconn *c, const char *tenant, size_t n, const char *const *conversations,
+                      const char *const *messages, struct followup_armed **out) SB_MUST_USE;
 /* After the commit: arms the job in Redis and announces followup.scheduled. */
 void followup_armed(struct processor *p, const char *tenant, const char *conversation,
                     const struct followup_armed *a);

@@ -1,19 +1,39 @@
-/* send.c - SendToChannel: delivers one queued outbound message.
+/* send.c - SendToChannel: delivers queued outbound messages.
  *
- * claim (transaction): the message must still be queued; a bot reply is
- * dropped (failed, "superseded") when a newer customer message arrived since
- * it was written, or when a person took the conversation over; otherwise it
- * becomes `processing`. deliver: WhatsApp Cloud API or Instagram Send API over
- * libcurl (long replies split into several messages), or the web widget
- * through Redis pub/sub to the webapp. settle (transaction): `sent` with the
- * provider's id, or by the error's class (protocols.md §2.4) back to `queued`
- * with a retry after a backoff, or `failed` with the reason. The final state
- * of a message that ran out of attempts is also copied to the dead-letter
- * stream. Status webhooks (inbound.c) then move it to delivered/read/failed. */
+ * The stream handler only queues each command (BUS_DEFER); sender threads
+ * take what is queued for one tenant as a batch. claim (one transaction for
+ * the batch): each message must still be queued; a bot reply is dropped
+ * (failed, "superseded") when a newer customer message arrived since it was
+ * written, or when a person took the conversation over; otherwise it becomes
+ * `processing`. A web widget message is instead published to the webapp
+ * through Redis right there and settled in the same transaction (a claim
+ * that does not commit leaves it queued, so it is published again: the
+ * widget keys messages by id). deliver: WhatsApp Cloud API or Instagram Send
+ * API over libcurl (long replies split into several messages). settle (one
+ * transaction for the batch): `sent` with the provider's id, or by the
+ * error's class (protocols.md §2.4) back to `queued` with a retry after a
+ * backoff, or `failed` with the reason. The final state of a message that
+ * ran out of attempts is also copied to the dead-letter stream. Status
+ * webhooks (inbound.c) then move it to delivered/read/failed. */
 #include "send.h"
 
+#include <openssl/crypto.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+
+#define SEND_MAX_THREADS 64
+#define SEND_QUEUE_MAX 2048 /* commands read ahead of the senders */
+
+struct send_queue {
+    pthread_mutex_t mu;
+    pthread_cond_t work, room;
+    struct send_job *head, *tail;
+    size_t queued;
+    bool stop;
+    pthread_t threads[SEND_MAX_THREADS];
+    int nthreads;
+};
 
 static const char CLAIM_SQL[] =
     "SELECT CASE WHEN m.status = 'processing' AND m.updated_at > now() - interval '3 minutes' "
@@ -25,33 +45,36 @@ static const char CLAIM_SQL[] =
     "  AND r.id = (m.metadata->>'reply_to_message_id')::uuid), ''), "
     "coalesce((SELECT i.id::text FROM messages i WHERE i.tenant_id = m.tenant_id "
     "  AND i.conversation_id = m.conversation_id AND i.direction = 'inbound' "
-    "  ORDER BY i.created_at DESC, i.id DESC LIMIT 1), ''), coalesce(m.correlation_id, '') "
-    "FROM messages m JOIN conversations c ON c.tenant_id = m.tenant_id AND c.id = m.conversation_id "
+    "  ORDER BY i.created_at DESC, i.id DESC LIMIT 1), ''), coalesce(m.correlation_id, ''), m.id "
+    "FROM unnest($2::uuid[]) AS w(id) JOIN messages m ON m.tenant_id = $1::uuid AND m.id = w.id "
+    "JOIN conversations c ON c.tenant_id = m.tenant_id AND c.id = m.conversation_id "
     "JOIN contacts ct ON ct.tenant_id = c.tenant_id AND ct.id = c.contact_id "
     "JOIN channels ch ON ch.tenant_id = m.tenant_id AND ch.id = m.channel_id "
-    "WHERE m.tenant_id = $1 AND m.id = $2 AND m.direction = 'outbound' FOR UPDATE OF m";
+    "WHERE m.direction = 'outbound' ORDER BY m.id FOR UPDATE OF m";
 
 /* Decides, locked, whether to send; reads everything delivery needs. */
-static int claim(PGconn *c, struct send_job *s, const PGresult *r)
+static int claim(PGconn *c, struct send_job *s, const PGresult *r, int row)
 {
-    const char *status = PQgetvalue(r, 0, 0);
+    const char *status = PQgetvalue(r, row, 0);
     if (strcmp(status, "queued") != 0 && strcmp(status, "processing") != 0) {
         /* settled, or another sender is on it right now ("processing" only
          * counts as abandoned after a while: then it is sent again) */
         s->skip = strcmp(status, "in_flight") == 0 ? "being sent" : "already settled";
         return 0;
     }
-    bool bot = strcmp(PQgetvalue(r, 0, 1), "bot") == 0;
-    const char *reply_to = PQgetvalue(r, 0, 4);
-    if (bot && strcmp(PQgetvalue(r, 0, 6), "bot") != 0)
+    snprintf(s->conversation, sizeof s->conversation, "%s", PQgetvalue(r, row, 5));
+    snprintf(s->correlation, sizeof s->correlation, "%s", PQgetvalue(r, row, 15));
+    bool bot = strcmp(PQgetvalue(r, row, 1), "bot") == 0;
+    const char *reply_to = PQgetvalue(r, row, 4);
+    if (bot && strcmp(PQgetvalue(r, row, 6), "bot") != 0)
         return send_settle_failed(c, s, "handed_off", "a person took the conversation over");
-    if (bot && reply_to[0] && strcmp(reply_to, PQgetvalue(r, 0, 14)) != 0)
+    if (bot && reply_to[0] && strcmp(reply_to, PQgetvalue(r, row, 14)) != 0)
         return send_settle_failed(c, s, "superseded", "a newer customer message arrived");
-    if (strcmp(PQgetvalue(r, 0, 1), "human") == 0) {
+    if (strcmp(PQgetvalue(r, row, 1), "human") == 0) {
         /* A person writes (dashboard or API): the bot steps aside, and the
          * auto-resume timer restarts from this message (the human's silence
          * is what gives the conversation back). */
-        const char *h[] = {s->tenant, PQgetvalue(r, 0, 5)};
+        const char *h[] = {s->tenant, PQgetvalue(r, row, 5)};
         int hr = db_exec(c,
                          "UPDATE conversations SET owner = 'human', "
                          "handoff_at = CASE WHEN owner = 'bot' THEN now() ELSE handoff_at END, "
@@ -66,80 +89,285 @@ static int claim(PGconn *c, struct send_job *s, const PGresult *r)
             return hr;
     }
     long attempts = 0;
-    if (db_value_long(r, 0, 3, &attempts) != 0)
+    if (db_value_long(r, row, 3, &attempts) != 0)
         return SB_EDB;
     s->attempts = (unsigned)attempts + 1;
-    snprintf(s->conversation, sizeof s->conversation, "%s", PQgetvalue(r, 0, 5));
-    snprintf(s->to, sizeof s->to, "%s", PQgetvalue(r, 0, 7));
-    snprintf(s->type, sizeof s->type, "%s", PQgetvalue(r, 0, 8));
+    snprintf(s->to, sizeof s->to, "%s", PQgetvalue(r, row, 7));
+    snprintf(s->type, sizeof s->type, "%s", PQgetvalue(r, row, 8));
     snprintf(s->account, sizeof s->account, "%s",
-             PQgetvalue(r, 0, strcmp(s->type, "instagram") == 0 ? 10 : 9));
-    snprintf(s->channel, sizeof s->channel, "%s", PQgetvalue(r, 0, 12));
-    snprintf(s->reply_to_provider, sizeof s->reply_to_provider, "%s", PQgetvalue(r, 0, 13));
-    snprintf(s->correlation, sizeof s->correlation, "%s", PQgetvalue(r, 0, 15));
-    int rc = sb_buf_append_str(&s->text, PQgetvalue(r, 0, 2));
-    if (rc == 0 && !PQgetisnull(r, 0, 11))
-        rc = send_open_token(s, PQgetvalue(r, 0, 11));
-    const char *p[] = {s->tenant, s->message};
-    if (rc == 0)
-        rc = db_exec(c,
-                     "UPDATE messages SET status = 'processing', attempts = attempts + 1, "
-                     "next_attempt_at = NULL WHERE tenant_id = $1 AND id = $2",
-                     2, p, NULL, NULL);
+             PQgetvalue(r, row, strcmp(s->type, "instagram") == 0 ? 10 : 9));
+    snprintf(s->channel, sizeof s->channel, "%s", PQgetvalue(r, row, 12));
+    snprintf(s->reply_to_provider, sizeof s->reply_to_provider, "%s", PQgetvalue(r, row, 13));
+    int rc = sb_buf_append_str(&s->text, PQgetvalue(r, row, 2));
+    if (rc == 0 && !PQgetisnull(r, row, 11) && strcmp(s->type, "web") != 0)
+        rc = send_open_token(s, PQgetvalue(r, row, 11));
+    return rc;
+}
+
+/* One batch of claims: every message locked in id order, the decisions
+ * made, the ones to send over HTTP marked `processing` together, and the web
+ * widget's published and recorded on the spot. */
+struct claims {
+    struct send_job **jobs;
+    size_t n;
+};
+
+static const char NO_ROW[] = "no such outbound message";
+
+/* The job a claimed row is for; one job per row, so a second command for the
+ * same message in the batch finds none. */
+static struct send_job *unclaimed(struct claims *b, const char *id)
+{
+    for (size_t i = 0; i < b->n; i++)
+        if (b->jobs[i]->skip == NO_ROW && strcmp(b->jobs[i]->message, id) == 0)
+            return b->jobs[i];
+    return NULL;
+}
+
+/* Back to what the stream entry said: the body may run more than once. */
+static void reset_job(struct send_job *s)
+{
+    s->skip = NULL;
+    s->failed_now = s->inline_web = false;
+    s->status = NULL;
+    s->type[0] = s->provider_id[0] = '\0';
+    s->nextra = 0;
+    sb_buf_reset(&s->text);
+    if (s->token) {
+        OPENSSL_cleanse(s->token, strlen(s->token));
+        free(s->token);
+        s->token = NULL;
+    }
+}
+
+static int mark_processing(PGconn *c, struct claims *b)
+{
+    struct db_array ids;
+    db_array_init(&ids, SEND_BATCH_MAX * (SB_UUID_STRLEN + 3) + 2);
+    int rc = 0, rows = 0;
+    for (size_t i = 0; rc == 0 && i < b->n; i++)
+        if (!b->jobs[i]->skip && !b->jobs[i]->inline_web) {
+            rc = db_array_add(&ids, b->jobs[i]->message);
+            rows++;
+        }
+    const char *p[] = {b->jobs[0]->tenant, db_array_text(&ids)};
+    if (rc == 0 && rows > 0)
+        rc = p[1] ? db_exec(c,
+                            "UPDATE messages SET status = 'processing', attempts = attempts + 1, "
+                            "next_attempt_at = NULL FROM unnest($2::uuid[]) AS u(id) "
+                            "WHERE tenant_id = $1::uuid AND messages.id = u.id",
+                            2, p, NULL, NULL)
+                  : SB_ELIMIT;
+    db_array_cleanup(&ids);
     return rc;
 }
 
 static int claim_tx(PGconn *c, void *arg)
 {
-    struct send_job *s = arg;
-    const char *p[] = {s->tenant, s->message};
+    struct claims *b = arg;
+    struct db_array ids;
+    db_array_init(&ids, SEND_BATCH_MAX * (SB_UUID_STRLEN + 3) + 2);
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < b->n; i++) {
+        reset_job(b->jobs[i]);
+        b->jobs[i]->skip = NO_ROW; /* unless a row below says otherwise */
+        rc = db_array_add(&ids, b->jobs[i]->message);
+    }
+    const char *p[] = {b->jobs[0]->tenant, db_array_text(&ids)};
     PGresult *r = NULL;
-    int rc = db_exec(c, CLAIM_SQL, 2, p, &r, NULL);
-    if (rc == 0 && PQntuples(r) == 0)
-        s->skip = "no such outbound message";
-    else if (rc == 0)
-        rc = claim(c, s, r);
+    if (rc == 0)
+        rc = p[1] ? db_exec(c, CLAIM_SQL, 2, p, &r, NULL) : SB_ELIMIT;
+    for (int row = 0; rc == 0 && row < PQntuples(r); row++) {
+        struct send_job *s = unclaimed(b, PQgetvalue(r, row, 16));
+        if (!s)
+            continue;
+        s->skip = NULL;
+        rc = claim(c, s, r, row);
+        if (rc == 0 && !s->skip && strcmp(s->type, "web") == 0) {
+            send_deliver(s); /* a PUBLISH: done under the lock, settled below */
+            send_decide(s);
+            s->inline_web = true;
+        }
+    }
     PQclear(r);
-    return rc;
+    db_array_cleanup(&ids);
+    if (rc == 0)
+        rc = mark_processing(c, b);
+    return rc == 0 ? send_record(c, b->jobs, b->n) : rc;
 }
 
-int send_claim(struct send_job *s)
+struct outcomes {
+    struct send_job **jobs;
+    size_t n;
+};
+
+static int record_tx(PGconn *c, void *arg)
 {
-    return db_tenant_tx(s->p->svc->db, s->tenant, claim_tx, s);
+    struct outcomes *o = arg;
+    return send_record(c, o->jobs, o->n);
+}
+
+/* After a committed claim. */
+static void claimed(struct send_job *s)
+{
+    if (s->failed_now)
+        send_failed_event(s);
+    if (s->inline_web)
+        send_settled(s);
+}
+
+static void ack(struct send_job *s)
+{
+    (void)!bus_stream_ack(s->p->svc->bus, PROC_STREAM_SEND, PROC_GROUP, s->entry_id);
+}
+
+static void run_batch(struct processor *p, struct send_job **jobs, size_t n)
+{
+    struct claims b = {jobs, n};
+    const char *claim_stage[] = {"claim"}, *record_stage[] = {"record"};
+    int rc = db_tenant_tx(p->svc->db, jobs[0]->tenant, claim_tx, &b);
+    metric_observe(p->m_batch, claim_stage, (double)n);
+    if (rc != 0 && rc != SB_EUNAVAIL && rc != -ETIMEDOUT && n > 1) {
+        for (size_t i = 0; i < n; i++) /* find the one at fault; send the others */
+            run_batch(p, &jobs[i], 1);
+        return;
+    }
+    if (rc != 0) {
+        for (size_t i = 0; i < n; i++) /* left pending: delivered again after the reclaim time */
+            sb_log_warn(p->svc->log, NULL, "message %s not claimed: %s", jobs[i]->message,
+                        sb_strerror(rc));
+        return;
+    }
+    struct send_job *out[SEND_BATCH_MAX];
+    size_t nout = 0;
+    for (size_t i = 0; i < n; i++) {
+        claimed(jobs[i]);
+        if (jobs[i]->skip || jobs[i]->inline_web)
+            continue;
+        send_deliver(jobs[i]);
+        send_decide(jobs[i]);
+        out[nout++] = jobs[i];
+    }
+    struct outcomes o = {out, nout};
+    if (nout > 0)
+        metric_observe(p->m_batch, record_stage, (double)nout);
+    /* Not recorded (database away): the messages stay `processing` and the
+     * stalled-message sweep sends them again. */
+    if (nout > 0 && (rc = db_tenant_tx(p->svc->db, jobs[0]->tenant, record_tx, &o)) != 0)
+        for (size_t i = 0; i < nout; i++) {
+            out[i]->recorded = false;
+            sb_log_error(p->svc->log, NULL, "message %s: outcome not recorded: %s", out[i]->message,
+                         sb_strerror(rc));
+        }
+    for (size_t i = 0; i < nout; i++)
+        send_settled(out[i]);
+    for (size_t i = 0; i < n; i++)
+        ack(jobs[i]);
+}
+
+/* The head of the queue and every other job of its tenant queued now. */
+static size_t take_batch(struct send_queue *q, struct send_job **out)
+{
+    struct send_job *head = q->head, *kept = NULL;
+    size_t n = 0;
+    out[n++] = head;
+    q->head = head->next;
+    struct send_job **at = &q->head;
+    while (*at && n < SEND_BATCH_MAX) {
+        struct send_job *s = *at;
+        if (strcmp(s->tenant, head->tenant) == 0) {
+            *at = s->next;
+            out[n++] = s;
+        } else {
+            kept = s;
+            at = &s->next;
+        }
+    }
+    if (!*at)
+        q->tail = kept;
+    q->queued -= n;
+    return n;
+}
+
+static void *sender_main(void *arg)
+{
+    struct processor *p = arg;
+    struct send_queue *q = p->sendq;
+    struct send_job *batch[SEND_BATCH_MAX];
+    for (;;) {
+        pthread_mutex_lock(&q->mu);
+        while (!q->head && !q->stop)
+            pthread_cond_wait(&q->work, &q->mu);
+        size_t n = q->head ? take_batch(q, batch) : 0;
+        pthread_cond_broadcast(&q->room);
+        pthread_mutex_unlock(&q->mu);
+        if (n == 0)
+            return NULL;
+        run_batch(p, batch, n);
+        for (size_t i = 0; i < n; i++)
+            send_job_free(batch[i]);
+    }
 }
 
 static enum bus_verdict on_send(const struct bus_entry *e, unsigned deliveries,
                                 struct sb_buf *reason, void *arg)
 {
-    struct send_job s;
-    send_job_init(&s, arg);
+    struct processor *p = arg;
+    struct send_queue *q = p->sendq;
     (void)deliveries;
-    snprintf(s.tenant, sizeof s.tenant, "%s", entry_field(e, "tenant_id"));
-    snprintf(s.message, sizeof s.message, "%s", entry_field(e, "message_id"));
-    enum bus_verdict v = BUS_ACK;
-    if (!sb_uuid_valid(s.tenant, strlen(s.tenant)) || !sb_uuid_valid(s.message, strlen(s.message))) {
+    const char *tenant = entry_field(e, "tenant_id"), *message = entry_field(e, "message_id");
+    if (!sb_uuid_valid(tenant, strlen(tenant)) || !sb_uuid_valid(message, strlen(message))) {
         (void)!sb_buf_append_str(reason, "SendToChannel without valid ids");
-        v = BUS_DEAD;
-    } else if (send_claim(&s) != 0) {
-        v = BUS_RETRY;
-    } else if (!s.skip) {
-        send_deliver(&s);
-        /* Not settled (database away): the message stays `processing` and the
-         * stalled-message sweep sends it again. */
-        if (send_settle(&s) != 0)
-            sb_log_error(s.p->svc->log, NULL, "message %s: outcome not recorded", s.message);
+        return BUS_DEAD;
     }
-    send_job_cleanup(&s);
-    return v;
+    struct send_job *s = send_job_new(p);
+    if (!s)
+        return BUS_RETRY;
+    snprintf(s->entry_id, sizeof s->entry_id, "%s", e->id);
+    snprintf(s->tenant, sizeof s->tenant, "%s", tenant);
+    snprintf(s->message, sizeof s->message, "%s", message);
+    pthread_mutex_lock(&q->mu);
+    while (q->queued >= SEND_QUEUE_MAX && !q->stop)
+        pthread_cond_wait(&q->room, &q->mu);
+    bool stopping = q->stop;
+    if (!stopping) {
+        if (q->tail)
+            q->tail->next = s;
+        else
+            q->head = s;
+        q->tail = s;
+        q->queued++;
+        pthread_cond_signal(&q->work);
+    }
+    pthread_mutex_unlock(&q->mu);
+    if (stopping) {
+        send_job_free(s);
+        return BUS_RETRY;
+    }
+    return BUS_DEFER; /* acknowledged by the sender once claimed */
 }
 
 int send_start(struct processor *p)
 {
+    struct send_queue *q = calloc(1, sizeof *q);
+    if (!q)
+        return -ENOMEM;
+    pthread_mutex_init(&q->mu, NULL);
+    pthread_cond_init(&q->work, NULL);
+    pthread_cond_init(&q->room, NULL);
+    p->sendq = q;
+    long want = sb_config_int(p->svc->cfg, "SABIA_PROCESSOR_SEND_THREADS");
+    for (long i = 0; i < want && i < SEND_MAX_THREADS; i++) {
+        if (pthread_create(&q->threads[i], NULL, sender_main, p) != 0)
+            return -EAGAIN;
+        q->nthreads++;
+    }
     struct bus_worker_config wc = {
         .stream = PROC_STREAM_SEND,
         .group = PROC_GROUP,
         .consumer = p->consumer,
-        .threads = (int)sb_config_int(p->svc->cfg, "SABIA_PROCESSOR_SEND_THREADS"),
+        .threads = 1, /* it only queues: the senders do the work */
+        .batch = SEND_BATCH_MAX,
         .reclaim_idle_ms = 200000, /* longer than a split reply's sends (10 × 15 s) */
         .max_deliveries = 5,
         .fn = on_send,
@@ -149,8 +377,29 @@ int send_start(struct processor *p)
     return p->send ? 0 : -ENOMEM;
 }
 
+/* Stops reading, lets the senders finish what is queued, then frees. */
 void send_stop(struct processor *p)
 {
     bus_worker_stop(p->send);
     p->send = NULL;
+    struct send_queue *q = p->sendq;
+    if (!q)
+        return;
+    pthread_mutex_lock(&q->mu);
+    q->stop = true;
+    pthread_cond_broadcast(&q->work);
+    pthread_cond_broadcast(&q->room);
+    pthread_mutex_unlock(&q->mu);
+    for (int i = 0; i < q->nthreads; i++)
+        pthread_join(q->threads[i], NULL);
+    while (q->head) { /* only when no sender thread started */
+        struct send_job *s = q->head;
+        q->head = s->next;
+        send_job_free(s);
+    }
+    pthread_mutex_destroy(&q->mu);
+    pthread_cond_destroy(&q->work);
+    pthread_cond_destroy(&q->room);
+    free(q);
+    p->sendq = NULL;
 }

@@ -11,21 +11,26 @@
 #define SEND_BACKOFF_CAP_MS 300000
 #define SEND_DEAD_MAXLEN 100000L
 
-void send_job_init(struct send_job *s, struct processor *p)
+struct send_job *send_job_new(struct processor *p)
 {
-    memset(s, 0, sizeof *s);
+    struct send_job *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
     s->p = p;
     sb_buf_init(&s->text, DOMAIN_TEXT_MAX);
+    return s;
 }
 
-void send_job_cleanup(struct send_job *s)
+void send_job_free(struct send_job *s)
 {
+    if (!s)
+        return;
     if (s->token) {
         OPENSSL_cleanse(s->token, strlen(s->token));
         free(s->token);
     }
     sb_buf_cleanup(&s->text);
-    memset(s, 0, sizeof *s);
+    free(s);
 }
 
 int send_open_token(struct send_job *s, const char *bytea_text)
@@ -56,102 +61,170 @@ int send_settle_failed(PGconn *c, struct send_job *s, const char *code, const ch
 {
     const char *p[] = {s->tenant, s->message, code, reason};
     s->skip = reason;
-    int rc = db_exec(c,
-                     "UPDATE messages SET status = 'failed', failed_at = now(), error_code = $3, "
-                     "error_reason = $4, next_attempt_at = NULL WHERE tenant_id = $1 AND id = $2",
-                     4, p, NULL, NULL);
+    s->failed_now = true;
+    snprintf(s->code, sizeof s->code, "%s", code);
+    snprintf(s->reason, sizeof s->reason, "%s", reason);
+    return db_exec(c,
+                   "UPDATE messages SET status = 'failed', failed_at = now(), error_code = $3, "
+                   "error_reason = $4, next_attempt_at = NULL WHERE tenant_id = $1 AND id = $2",
+                   4, p, NULL, NULL);
+}
+
+void send_failed_event(struct send_job *s)
+{
+    emit(s, DOMAIN_STATUS_FAILED, s->code, s->reason);
+}
+
+void send_decide(struct send_job *s)
+{
+    const struct channels_send_result *r = &s->result;
+    const struct domain_error_class *cls = &r->error_class;
+    s->status = "sent";
+    s->code[0] = s->reason[0] = '\0';
+    s->retry_ms = 0;
+    s->exhausted = false;
+    if (r->ok)
+        return;
+    if (r->code != DOMAIN_NO_CODE)
+        snprintf(s->code, sizeof s->code, "%ld", r->code);
+    else if (r->http_status)
+        snprintf(s->code, sizeof s->code, "http_%ld", r->http_status);
+    snprintf(s->reason, sizeof s->reason, "%s%s%s", cls->reason ? cls->reason : "send failed",
+             r->error_message[0] ? ": " : "", r->error_message);
+    bool again = domain_retry_allowed(cls, s->attempts, (unsigned)s->p->send_max_attempts);
+    s->exhausted = !again && cls->retry != DOMAIN_FAIL;
+    s->status = again ? "queued" : "failed";
+    if (again)
+        s->retry_ms = domain_retry_delay_ms(cls, s->attempts, SEND_BACKOFF_BASE_MS,
+                                            SEND_BACKOFF_CAP_MS, (uint32_t)rand());
+}
+
+/* Every outcome of a batch in one statement. A message moves only from the
+ * state its claim left it in (`processing`, or still `queued` when it was
+ * published inside the claim, which then also counts the attempt). */
+static const char RECORD_SQL[] =
+    "UPDATE messages m SET status = u.status, "
+    "provider_message_id = coalesce(u.pid, m.provider_message_id), "
+    "attempts = m.attempts + u.claims, "
+    "sent_at = CASE WHEN u.status = 'sent' THEN now() ELSE m.sent_at END, "
+    "failed_at = CASE WHEN u.status = 'failed' THEN now() ELSE m.failed_at END, "
+    "error_code = u.code, error_reason = u.reason, next_attempt_at = to_timestamp(u.next / 1000.0), "
+    "metadata = CASE WHEN u.extra = '[]' THEN m.metadata "
+    "ELSE m.metadata || jsonb_build_object('extra_provider_ids', u.extra::jsonb) END "
+    "FROM unnest($2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], "
+    "$8::text[], $9::text[], $10::int[]) AS u(id, status, pid, code, reason, next, extra, expect, claims) "
+    "WHERE m.tenant_id = $1::uuid AND m.id = u.id AND m.status = u.expect "
+    "RETURNING m.id, m.sender_type = 'bot' AND NOT m.metadata ? 'followup_job_id'";
+
+enum { COL_ID, COL_STATUS, COL_PID, COL_CODE, COL_REASON, COL_NEXT, COL_EXTRA, COL_EXPECT,
+       COL_CLAIMS, NCOLS };
+
+static int add_outcome(struct db_array *a, struct send_job *s)
+{
+    struct sb_buf extra;
+    sb_buf_init(&extra, SEND_EXTRA_IDS * (2 * DOMAIN_ID_MAX + 8) + 8);
+    int rc = sb_buf_append_str(&extra, "[");
+    for (int i = 0; rc == 0 && i < s->nextra; i++) {
+        rc = i ? sb_buf_append_str(&extra, ",") : 0;
+        if (rc == 0)
+            rc = sb_buf_append_json_str(&extra, s->extra_ids[i], strlen(s->extra_ids[i]));
+    }
     if (rc == 0)
-        emit(s, DOMAIN_STATUS_FAILED, code, reason);
+        rc = sb_buf_append_str(&extra, "]");
+    const char *v[NCOLS] = {s->message, s->status, s->provider_id[0] ? s->provider_id : NULL,
+                            s->code[0] ? s->code : NULL, s->reason[0] ? s->reason : NULL, NULL,
+                            extra.data, s->inline_web ? "queued" : "processing",
+                            s->inline_web ? "1" : "0"};
+    char next[32];
+    if (s->retry_ms > 0) {
+        snprintf(next, sizeof next, "%lld", (long long)(sb_now_ms() + s->retry_ms));
+        v[COL_NEXT] = next;
+    }
+    for (int k = 0; rc == 0 && k < NCOLS; k++)
+        rc = db_array_add(&a[k], v[k]);
+    sb_buf_cleanup(&extra);
     return rc;
 }
 
-struct outcome {
-    struct send_job *s;
-    const char *status; /* sent | queued | failed */
-    char code[32];
-    char reason[2001];
-    int64_t retry_ms;
-    struct followup_armed followup;
-};
-
-static int settle_tx(PGconn *c, void *arg)
+/* Follow-ups of the bot replies just sent: the latest reply of each
+ * conversation anchors its conversation's follow-up. */
+static int schedule_followups(PGconn *c, struct send_job **jobs, size_t n, const bool *bot_sent)
 {
-    struct outcome *o = arg;
-    struct send_job *s = o->s;
-    json_t *extra = json_array();
-    for (int i = 0; extra && i < s->nextra; i++)
-        json_array_append_new(extra, json_string(s->extra_ids[i]));
-    char *extra_text = extra ? json_dumps(extra, JSON_COMPACT) : NULL;
-    json_decref(extra);
-    char next[32] = "";
+    const char *conv[SEND_BATCH_MAX], *msg[SEND_BATCH_MAX];
+    struct followup_armed *out[SEND_BATCH_MAX];
+    size_t m = 0;
+    for (size_t i = n; i-- > 0;) {
+        if (!bot_sent[i])
+            continue;
+        bool seen = false;
+        for (size_t k = 0; k < m && !seen; k++)
+            seen = strcmp(conv[k], jobs[i]->conversation) == 0;
+        if (!seen) {
+            conv[m] = jobs[i]->conversation;
+            msg[m] = jobs[i]->message;
+            out[m++] = &jobs[i]->followup;
+        }
+    }
+    return m ? followup_schedule(c, jobs[0]->tenant, m, conv, msg, out) : 0;
+}
+
+int send_record(PGconn *c, struct send_job **jobs, size_t n)
+{
+    struct db_array a[NCOLS];
+    for (int k = 0; k < NCOLS; k++)
+        db_array_init(&a[k], SEND_BATCH_MAX * 6 * 1024);
+    int rc = 0, rows = 0;
+    bool bot_sent[SEND_BATCH_MAX] = {false};
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        jobs[i]->recorded = false;
+        jobs[i]->followup.job_id[0] = '\0';
+        if (jobs[i]->status) {
+            rc = add_outcome(a, jobs[i]);
+            rows++;
+        }
+    }
+    const char *p[1 + NCOLS] = {jobs[0]->tenant};
+    for (int k = 0; rc == 0 && k < NCOLS; k++)
+        if (!(p[1 + k] = db_array_text(&a[k])))
+            rc = SB_ELIMIT;
     PGresult *r = NULL;
-    if (o->retry_ms > 0)
-        snprintf(next, sizeof next, "%lld", (long long)(sb_now_ms() + o->retry_ms));
-    const char *p[] = {s->tenant, s->message, o->status,
-                       s->provider_id[0] ? s->provider_id : NULL, o->code[0] ? o->code : NULL,
-                       o->reason[0] ? o->reason : NULL, next[0] ? next : NULL,
-                       extra_text ? extra_text : "[]"};
-    int rc = db_exec(c,
-                     "UPDATE messages SET status = $3, provider_message_id = coalesce($4, provider_message_id), "
-                     "sent_at = CASE WHEN $3 = 'sent' THEN now() ELSE sent_at END, "
-                     "failed_at = CASE WHEN $3 = 'failed' THEN now() ELSE failed_at END, "
-                     "error_code = $5, error_reason = $6, "
-                     "next_attempt_at = to_timestamp($7::bigint / 1000.0), "
-                     "metadata = CASE WHEN $8 = '[]' THEN metadata "
-                     "ELSE metadata || jsonb_build_object('extra_provider_ids', $8::jsonb) END "
-                     "WHERE tenant_id = $1 AND id = $2 AND status = 'processing' "
-                     "RETURNING sender_type = 'bot' AND NOT metadata ? 'followup_job_id'",
-                     8, p, &r, NULL);
-    free(extra_text);
-    bool bot_reply = rc == 0 && PQntuples(r) == 1 && strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+    if (rc == 0 && rows > 0)
+        rc = db_exec(c, RECORD_SQL, 1 + NCOLS, p, &r, NULL);
+    for (int row = 0; rc == 0 && r && row < PQntuples(r); row++)
+        for (size_t i = 0; i < n; i++)
+            if (jobs[i]->status && strcmp(jobs[i]->message, PQgetvalue(r, row, 0)) == 0) {
+                jobs[i]->recorded = true;
+                bot_sent[i] = strcmp(PQgetvalue(r, row, 1), "t") == 0 &&
+                              strcmp(jobs[i]->status, "sent") == 0;
+            }
     PQclear(r);
-    if (rc == 0 && bot_reply && strcmp(o->status, "sent") == 0)
-        rc = followup_schedule(c, s->tenant, s->conversation, s->message, &o->followup);
-    return rc;
+    for (int k = 0; k < NCOLS; k++)
+        db_array_cleanup(&a[k]);
+    return rc == 0 ? schedule_followups(c, jobs, n, bot_sent) : rc;
 }
 
 /* Copies a message that ran out of attempts to the dead-letter stream. */
-static void dead_letter(struct send_job *s, const struct outcome *o)
+static void dead_letter(struct send_job *s)
 {
     const char *f[] = {"tenant_id", s->tenant, "message_id", s->message, "conversation_id",
-                       s->conversation, "reason", o->reason, "code", o->code};
+                       s->conversation, "reason", s->reason, "code", s->code};
     if (bus_stream_add(s->p->svc->bus, PROC_STREAM_SEND ":dead", SEND_DEAD_MAXLEN, 5, f, NULL) != 0)
         sb_log_warn(s->p->svc->log, NULL, "message %s: dead letter not written", s->message);
 }
 
-int send_settle(struct send_job *s)
+void send_settled(struct send_job *s)
 {
-    struct outcome o = {.s = s, .status = "sent"};
-    const struct channels_send_result *r = &s->result;
-    const struct domain_error_class *cls = &r->error_class;
-    bool exhausted = false;
-    if (!r->ok) {
-        if (r->code != DOMAIN_NO_CODE)
-            snprintf(o.code, sizeof o.code, "%ld", r->code);
-        else if (r->http_status)
-            snprintf(o.code, sizeof o.code, "http_%ld", r->http_status);
-        snprintf(o.reason, sizeof o.reason, "%s%s%s", cls->reason ? cls->reason : "send failed",
-                 r->error_message[0] ? ": " : "", r->error_message);
-        bool again = domain_retry_allowed(cls, s->attempts, (unsigned)s->p->send_max_attempts);
-        exhausted = !again && cls->retry != DOMAIN_FAIL;
-        o.status = again ? "queued" : "failed";
-        if (again)
-            o.retry_ms = domain_retry_delay_ms(cls, s->attempts, SEND_BACKOFF_BASE_MS,
-                                               SEND_BACKOFF_CAP_MS, (uint32_t)rand());
-    }
-    int rc = db_tenant_tx(s->p->svc->db, s->tenant, settle_tx, &o);
-    if (rc != 0)
-        return rc;
-    if (o.retry_ms > 0 &&
+    if (!s->recorded)
+        return; /* settled by someone else meanwhile */
+    if (s->retry_ms > 0 &&
         command_retry_later(s->p, PROC_STREAM_SEND, s->tenant, s->conversation, s->message,
-                            s->correlation, s->attempts + 1, o.retry_ms) != 0)
+                            s->correlation, s->attempts + 1, s->retry_ms) != 0)
         sb_log_warn(s->p->svc->log, NULL, "message %s: retry not scheduled; the sweep will", s->message);
-    if (exhausted)
-        dead_letter(s, &o);
-    followup_armed(s->p, s->tenant, s->conversation, &o.followup);
-    if (strcmp(o.status, "queued") != 0)
-        emit(s, r->ok ? DOMAIN_STATUS_SENT : DOMAIN_STATUS_FAILED, o.code, o.reason);
-    const char *labels[] = {s->type, o.status};
+    if (s->exhausted)
+        dead_letter(s);
+    followup_armed(s->p, s->tenant, s->conversation, &s->followup);
+    if (strcmp(s->status, "queued") != 0)
+        emit(s, s->result.ok ? DOMAIN_STATUS_SENT : DOMAIN_STATUS_FAILED, s->code, s->reason);
+    const char *labels[] = {s->type, s->status};
     metric_add(s->p->m_sends, labels, 1);
-    return 0;
 }

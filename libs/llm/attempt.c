@@ -98,6 +98,8 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
     return 0;                    /* aborts the transfer with CURLE_WRITE_ERROR */
 }
 
+#define LLM_RECV_BUFFER_BYTES 4096L
+
 static int setup(struct call *c, long remaining_ms)
 {
     CURL *e = c->easy;
@@ -129,6 +131,9 @@ static int setup(struct call *c, long remaining_ms)
     /* Over TLS, wait for an HTTP/2 connection to multiplex on rather than open another. */
     SET(CURLOPT_PIPEWAIT, tls ? 1L : 0L);
     SET(CURLOPT_USERAGENT, "sabia-llm/" SABIA_VERSION);
+    /* Model answers arrive in small pieces; curl's 16 KiB default receive
+     * buffer per call is most of a call's memory when thousands are in flight. */
+    SET(CURLOPT_BUFFERSIZE, LLM_RECV_BUFFER_BYTES);
 #undef SET
     return rc == CURLE_OK ? 0 : -ENOMEM;
 }
