@@ -48,6 +48,8 @@ void gen_job_free(struct gen_job *j)
     for (size_t i = 0; i < j->ncontext; i++)
         free((char *)j->context[i].content);
     free(j->context);
+    free(j->base_url);
+    free(j->fallback);
     sb_buf_cleanup(&j->system);
     sb_buf_cleanup(&j->question);
     sb_buf_cleanup(&j->reply);
@@ -100,7 +102,7 @@ static const char *provider_key(const struct gen_job *j)
 
 static const char *provider_base(const struct gen_job *j)
 {
-    if (j->base_url[0])
+    if (j->base_url)
         return j->base_url;
     const char *b = strcmp(j->provider, "anthropic") == 0 ? j->p->anthropic_base
                     : strcmp(j->provider, "openai") == 0  ? j->p->openai_base

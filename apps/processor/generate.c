@@ -34,6 +34,15 @@ static long price_or(const char *text, long fallback)
     return text[0] && sb_parse_long(text, 0, PROC_PRICE_MAX, &v) == 0 ? v : fallback;
 }
 
+/* An optional text setting: heap copy, or NULL when empty. Jobs are many and
+ * long-lived (a model call each), so they keep only what is set. */
+static int copy_setting(char **to, const char *value)
+{
+    free(*to);
+    *to = value[0] ? strdup(value) : NULL;
+    return value[0] && !*to ? -ENOMEM : 0;
+}
+
 static int load_assistant(PGconn *c, struct gen_job *j)
 {
     const char *p[] = {j->tenant, j->assistant};
@@ -58,8 +67,10 @@ static int load_assistant(PGconn *c, struct gen_job *j)
         long v = 0;
         j->max_tokens = db_value_long(r, 0, 5, &v) == 0 ? (int)v : 1024;
         j->context_max = db_value_long(r, 0, 6, &v) == 0 ? (int)v : 20;
-        snprintf(j->base_url, sizeof j->base_url, "%s", PQgetvalue(r, 0, 7));
-        snprintf(j->fallback, sizeof j->fallback, "%s", PQgetvalue(r, 0, 9));
+        if (rc == 0)
+            rc = copy_setting(&j->base_url, PQgetvalue(r, 0, 7));
+        if (rc == 0)
+            rc = copy_setting(&j->fallback, PQgetvalue(r, 0, 9));
         j->price_in = price_or(PQgetvalue(r, 0, 10), j->p->price_in);
         j->price_out = price_or(PQgetvalue(r, 0, 11), j->p->price_out);
         if (rc == 0 && !PQgetisnull(r, 0, 8))

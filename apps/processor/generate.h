@@ -22,7 +22,8 @@ struct gen_job {
     /* prepare */
     const char *skip;                    /* static reason when there is nothing to do */
     char assistant[SB_UUID_STRLEN], channel[SB_UUID_STRLEN];
-    char provider[24], model[201], base_url[2049], fallback[1024];
+    char provider[24], model[201];
+    char *base_url, *fallback;           /* the assistant's own (heap), NULL when none */
     char *api_key;                       /* decrypted tenant key, wiped on free */
     double temperature;
     int max_tokens, context_max;

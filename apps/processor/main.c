@@ -6,6 +6,7 @@
 #include "llm.h"
 
 #include <curl/curl.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -150,6 +151,11 @@ int main(void)
         .nextra = sizeof SETTINGS / sizeof SETTINGS[0],
         .redis_pool_min = 32,
     };
+    /* Jobs are allocated on one thread and freed on another (stream handler,
+     * LLM engine, completion, sender): with glibc's default of an arena per
+     * thread, memory freed into one arena is not reused by the others and the
+     * footprint grows with the thread count. Two arenas are plenty here. */
+    mallopt(M_ARENA_MAX, 2);
     curl_global_init(CURL_GLOBAL_DEFAULT);
     struct service svc;
     struct processor p = {0};
