@@ -329,17 +329,18 @@ static bool wait_for_room(struct processor *p)
     return true; /* a minute without room: go ahead rather than stall for ever */
 }
 
-static void fill_job(struct gen_job *j, const struct bus_entry *e)
+/* False when the command's ids are not UUIDs. */
+static bool fill_job(struct gen_job *j, const struct bus_entry *e)
 {
     snprintf(j->entry_id, sizeof j->entry_id, "%s", e->id);
-    snprintf(j->tenant, sizeof j->tenant, "%s", entry_field(e, "tenant_id"));
-    snprintf(j->conversation, sizeof j->conversation, "%s", entry_field(e, "conversation_id"));
-    snprintf(j->message, sizeof j->message, "%s", entry_field(e, "message_id"));
     snprintf(j->correlation, sizeof j->correlation, "%s", entry_field(e, "correlation_id"));
     long attempt = 1;
     if (sb_parse_long(entry_field(e, "attempt"), 1, GENERATE_MAX_ATTEMPTS * 2, &attempt) != 0)
         attempt = 1;
     j->attempt = (unsigned)attempt;
+    return proc_uuid_copy(j->tenant, entry_field(e, "tenant_id")) &&
+           proc_uuid_copy(j->conversation, entry_field(e, "conversation_id")) &&
+           proc_uuid_copy(j->message, entry_field(e, "message_id"));
 }
 
 static enum bus_verdict on_generate(const struct bus_entry *e, unsigned deliveries,
@@ -350,9 +351,7 @@ static enum bus_verdict on_generate(const struct bus_entry *e, unsigned deliveri
     (void)deliveries;
     if (!j)
         return BUS_RETRY;
-    fill_job(j, e);
-    if (!sb_uuid_valid(j->tenant, strlen(j->tenant)) || !sb_uuid_valid(j->message, strlen(j->message)) ||
-        !sb_uuid_valid(j->conversation, strlen(j->conversation))) {
+    if (!fill_job(j, e)) {
         (void)!sb_buf_append_str(reason, "GenerateAIResponse without valid ids");
         gen_job_free(j);
         return BUS_DEAD;

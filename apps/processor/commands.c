@@ -60,3 +60,12 @@ int proc_open_secret(const struct crypto_key *k, const char *bytea_text, const c
         *out = (char *)plain; /* crypto_open NUL-terminates */
     return rc;
 }
+
+bool proc_uuid_copy(char out[SB_UUID_STRLEN], const char *in)
+{
+    struct sb_uuid u;
+    if (sb_uuid_parse(in, strlen(in), &u) != 0)
+        return false;
+    sb_uuid_format(&u, out);
+    return true;
+}

@@ -418,6 +418,8 @@ static int finish_tx(PGconn *c, void *arg)
 static void after_finish(struct gen_job *j)
 {
     struct processor *p = j->p;
+    if (j->again)
+        return; /* counted by its own finish */
     if (!gen_use_retrieval(j))
         spend_add(p->spend, p->svc->db, j->tenant, j->cost, j->tokens_in, j->tokens_out);
     if (!finish_wanted(j))

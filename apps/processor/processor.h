@@ -53,6 +53,11 @@
 int proc_open_secret(const struct crypto_key *k, const char *bytea_text, const char *aad,
                      char **out) SB_MUST_USE;
 
+/* Copies a UUID from a command in its canonical (lower-case) form, as the
+ * database writes it, so ids from commands and from result rows compare as
+ * strings. False when `in` is not a UUID. */
+bool proc_uuid_copy(char out[SB_UUID_STRLEN], const char *in) SB_MUST_USE;
+
 struct processor {
     struct service *svc;         /* borrowed: config, log, metrics, db, bus, http */
     struct crypto_key *master;

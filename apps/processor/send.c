@@ -23,7 +23,11 @@
 #include <string.h>
 
 #define SEND_MAX_THREADS 64
-#define SEND_QUEUE_MAX 2048 /* commands read ahead of the senders */
+#define SEND_QUEUE_MAX 512 /* commands read ahead of the senders */
+/* A claim counts as abandoned after 3 minutes (CLAIM_SQL, the stalled sweep);
+ * one delivery takes at most 10 parts × 15 s: renewed claims every 20 s keep
+ * every message of a batch well inside that. */
+#define SEND_RENEW_MS 20000
 
 struct send_queue {
     pthread_mutex_t mu;
@@ -46,11 +50,11 @@ static const char CLAIM_SQL[] =
     "coalesce((SELECT i.id::text FROM messages i WHERE i.tenant_id = m.tenant_id "
     "  AND i.conversation_id = m.conversation_id AND i.direction = 'inbound' "
     "  ORDER BY i.created_at DESC, i.id DESC LIMIT 1), ''), coalesce(m.correlation_id, ''), m.id "
-    "FROM unnest($2::uuid[]) AS w(id) JOIN messages m ON m.tenant_id = $1::uuid AND m.id = w.id "
-    "JOIN conversations c ON c.tenant_id = m.tenant_id AND c.id = m.conversation_id "
+    "FROM messages m JOIN conversations c ON c.tenant_id = m.tenant_id AND c.id = m.conversation_id "
     "JOIN contacts ct ON ct.tenant_id = c.tenant_id AND ct.id = c.contact_id "
     "JOIN channels ch ON ch.tenant_id = m.tenant_id AND ch.id = m.channel_id "
-    "WHERE m.direction = 'outbound' ORDER BY m.id FOR UPDATE OF m";
+    "WHERE m.tenant_id = $1::uuid AND m.id = ANY($2::uuid[]) AND m.direction = 'outbound' "
+    "ORDER BY m.id FOR UPDATE OF m";
 
 /* Decides, locked, whether to send; reads everything delivery needs. */
 static int claim(PGconn *c, struct send_job *s, const PGresult *r, int row)
@@ -62,6 +66,7 @@ static int claim(PGconn *c, struct send_job *s, const PGresult *r, int row)
         s->skip = strcmp(status, "in_flight") == 0 ? "being sent" : "already settled";
         return 0;
     }
+    s->claimed_from = strcmp(status, "queued") == 0 ? "queued" : "processing";
     snprintf(s->conversation, sizeof s->conversation, "%s", PQgetvalue(r, row, 5));
     snprintf(s->correlation, sizeof s->correlation, "%s", PQgetvalue(r, row, 15));
     bool bot = strcmp(PQgetvalue(r, row, 1), "bot") == 0;
@@ -114,8 +119,8 @@ struct claims {
 
 static const char NO_ROW[] = "no such outbound message";
 
-/* The job a claimed row is for; one job per row, so a second command for the
- * same message in the batch finds none. */
+/* The job a claimed row is for (one row per message: a second command for
+ * the same message in the batch finds none and is skipped). */
 static struct send_job *unclaimed(struct claims *b, const char *id)
 {
     for (size_t i = 0; i < b->n; i++)
@@ -196,15 +201,60 @@ static int claim_tx(PGconn *c, void *arg)
     return rc == 0 ? send_record(c, b->jobs, b->n) : rc;
 }
 
+static void ack(struct send_job *s)
+{
+    (void)!bus_stream_ack(s->p->svc->bus, PROC_STREAM_SEND, PROC_GROUP, s->entry_id);
+}
+
+/* Outcomes to record, and the claimed messages still waiting for their
+ * delivery, whose claim is renewed so nobody takes them for abandoned. */
 struct outcomes {
-    struct send_job **jobs;
-    size_t n;
+    struct send_job **jobs, **waiting;
+    size_t n, nwaiting;
 };
+
+static int renew_claims(PGconn *c, struct outcomes *o)
+{
+    struct db_array ids;
+    db_array_init(&ids, SEND_BATCH_MAX * (SB_UUID_STRLEN + 3) + 2);
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < o->nwaiting; i++)
+        rc = db_array_add(&ids, o->waiting[i]->message);
+    const char *p[] = {o->waiting[0]->tenant, db_array_text(&ids)};
+    if (rc == 0)
+        rc = p[1] ? db_exec(c,
+                            "UPDATE messages SET updated_at = now() WHERE tenant_id = $1::uuid "
+                            "AND id = ANY($2::uuid[]) AND status = 'processing'",
+                            2, p, NULL, NULL)
+                  : SB_ELIMIT;
+    db_array_cleanup(&ids);
+    return rc;
+}
 
 static int record_tx(PGconn *c, void *arg)
 {
     struct outcomes *o = arg;
-    return send_record(c, o->jobs, o->n);
+    int rc = o->n ? send_record(c, o->jobs, o->n) : 0;
+    return rc == 0 && o->nwaiting ? renew_claims(c, o) : rc;
+}
+
+/* Records o's outcomes (renewing the waiting claims), then what follows. Not
+ * recorded (database away): the messages stay `processing` and the
+ * stalled-message sweep sends them again. */
+static void record(struct processor *p, struct outcomes *o)
+{
+    const char *stage[] = {"record"};
+    int rc = db_tenant_tx(p->svc->db, o->jobs[0]->tenant, record_tx, o);
+    metric_observe(p->m_batch, stage, (double)o->n);
+    for (size_t i = 0; i < o->n; i++) {
+        if (rc != 0) {
+            o->jobs[i]->recorded = false;
+            sb_log_error(p->svc->log, NULL, "message %s: outcome not recorded: %s",
+                         o->jobs[i]->message, sb_strerror(rc));
+        }
+        send_settled(o->jobs[i]);
+        ack(o->jobs[i]);
+    }
 }
 
 /* After a committed claim. */
@@ -216,15 +266,10 @@ static void claimed(struct send_job *s)
         send_settled(s);
 }
 
-static void ack(struct send_job *s)
-{
-    (void)!bus_stream_ack(s->p->svc->bus, PROC_STREAM_SEND, PROC_GROUP, s->entry_id);
-}
-
 static void run_batch(struct processor *p, struct send_job **jobs, size_t n)
 {
     struct claims b = {jobs, n};
-    const char *claim_stage[] = {"claim"}, *record_stage[] = {"record"};
+    const char *claim_stage[] = {"claim"};
     int rc = db_tenant_tx(p->svc->db, jobs[0]->tenant, claim_tx, &b);
     metric_observe(p->m_batch, claim_stage, (double)n);
     if (rc != 0 && rc != SB_EUNAVAIL && rc != -ETIMEDOUT && n > 1) {
@@ -238,31 +283,34 @@ static void run_batch(struct processor *p, struct send_job **jobs, size_t n)
                         sb_strerror(rc));
         return;
     }
-    struct send_job *out[SEND_BATCH_MAX];
-    size_t nout = 0;
+    struct send_job *todo[SEND_BATCH_MAX];
+    size_t ntodo = 0;
     for (size_t i = 0; i < n; i++) {
         claimed(jobs[i]);
         if (jobs[i]->skip || jobs[i]->inline_web)
-            continue;
-        send_deliver(jobs[i]);
-        send_decide(jobs[i]);
-        out[nout++] = jobs[i];
+            ack(jobs[i]);
+        else
+            todo[ntodo++] = jobs[i];
     }
-    struct outcomes o = {out, nout};
-    if (nout > 0)
-        metric_observe(p->m_batch, record_stage, (double)nout);
-    /* Not recorded (database away): the messages stay `processing` and the
-     * stalled-message sweep sends them again. */
-    if (nout > 0 && (rc = db_tenant_tx(p->svc->db, jobs[0]->tenant, record_tx, &o)) != 0)
-        for (size_t i = 0; i < nout; i++) {
-            out[i]->recorded = false;
-            sb_log_error(p->svc->log, NULL, "message %s: outcome not recorded: %s", out[i]->message,
-                         sb_strerror(rc));
+    /* Over HTTP, one at a time; every SEND_RENEW_MS what was delivered is
+     * recorded and the rest's claims renewed, so no message stays `processing`
+     * long enough to be taken for abandoned. */
+    size_t from = 0;
+    int64_t since = sb_mono_ms();
+    for (size_t i = 0; i < ntodo; i++) {
+        if (i > from && sb_mono_ms() - since >= SEND_RENEW_MS) {
+            struct outcomes o = {todo + from, todo + i, i - from, ntodo - i};
+            record(p, &o);
+            from = i;
+            since = sb_mono_ms();
         }
-    for (size_t i = 0; i < nout; i++)
-        send_settled(out[i]);
-    for (size_t i = 0; i < n; i++)
-        ack(jobs[i]);
+        send_deliver(todo[i]);
+        send_decide(todo[i]);
+    }
+    if (ntodo > from) {
+        struct outcomes o = {todo + from, NULL, ntodo - from, 0};
+        record(p, &o);
+    }
 }
 
 /* The head of the queue and every other job of its tenant queued now. */
@@ -298,7 +346,7 @@ static void *sender_main(void *arg)
         pthread_mutex_lock(&q->mu);
         while (!q->head && !q->stop)
             pthread_cond_wait(&q->work, &q->mu);
-        size_t n = q->head ? take_batch(q, batch) : 0;
+        size_t n = q->head && !q->stop ? take_batch(q, batch) : 0;
         pthread_cond_broadcast(&q->room);
         pthread_mutex_unlock(&q->mu);
         if (n == 0)
@@ -315,17 +363,16 @@ static enum bus_verdict on_send(const struct bus_entry *e, unsigned deliveries,
     struct processor *p = arg;
     struct send_queue *q = p->sendq;
     (void)deliveries;
-    const char *tenant = entry_field(e, "tenant_id"), *message = entry_field(e, "message_id");
-    if (!sb_uuid_valid(tenant, strlen(tenant)) || !sb_uuid_valid(message, strlen(message))) {
-        (void)!sb_buf_append_str(reason, "SendToChannel without valid ids");
-        return BUS_DEAD;
-    }
     struct send_job *s = send_job_new(p);
     if (!s)
         return BUS_RETRY;
+    if (!proc_uuid_copy(s->tenant, entry_field(e, "tenant_id")) ||
+        !proc_uuid_copy(s->message, entry_field(e, "message_id"))) {
+        (void)!sb_buf_append_str(reason, "SendToChannel without valid ids");
+        send_job_free(s);
+        return BUS_DEAD;
+    }
     snprintf(s->entry_id, sizeof s->entry_id, "%s", e->id);
-    snprintf(s->tenant, sizeof s->tenant, "%s", tenant);
-    snprintf(s->message, sizeof s->message, "%s", message);
     pthread_mutex_lock(&q->mu);
     while (q->queued >= SEND_QUEUE_MAX && !q->stop)
         pthread_cond_wait(&q->room, &q->mu);
@@ -377,22 +424,25 @@ int send_start(struct processor *p)
     return p->send ? 0 : -ENOMEM;
 }
 
-/* Stops reading, lets the senders finish what is queued, then frees. */
+/* Stops: the senders finish the batch they hold; commands still queued are
+ * not acknowledged, so they stay pending in Redis and are reclaimed. */
 void send_stop(struct processor *p)
 {
+    struct send_queue *q = p->sendq;
+    if (q) { /* first, so a handler waiting for room returns at once */
+        pthread_mutex_lock(&q->mu);
+        q->stop = true;
+        pthread_cond_broadcast(&q->work);
+        pthread_cond_broadcast(&q->room);
+        pthread_mutex_unlock(&q->mu);
+    }
     bus_worker_stop(p->send);
     p->send = NULL;
-    struct send_queue *q = p->sendq;
     if (!q)
         return;
-    pthread_mutex_lock(&q->mu);
-    q->stop = true;
-    pthread_cond_broadcast(&q->work);
-    pthread_cond_broadcast(&q->room);
-    pthread_mutex_unlock(&q->mu);
     for (int i = 0; i < q->nthreads; i++)
         pthread_join(q->threads[i], NULL);
-    while (q->head) { /* only when no sender thread started */
+    while (q->head) {
         struct send_job *s = q->head;
         q->head = s->next;
         send_job_free(s);

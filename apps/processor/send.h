@@ -22,6 +22,8 @@ struct send_job {
     const char *skip;                 /* static: nothing to send (settled, superseded, …) */
     bool failed_now;                  /* skip was recorded as a failure in the claim */
     bool inline_web;                  /* published and settled inside the claim */
+    const char *claimed_from;         /* static: the status the claim found (queued, or
+                                         processing abandoned by another sender) */
     char type[16];                    /* whatsapp | instagram | web */
     char to[DOMAIN_ID_MAX + 1];       /* wa_id, IGSID or visitor id */
     char account[65];                 /* phone_number_id or Instagram account id */

@@ -133,7 +133,7 @@ static int add_outcome(struct db_array *a, struct send_job *s)
         rc = sb_buf_append_str(&extra, "]");
     const char *v[NCOLS] = {s->message, s->status, s->provider_id[0] ? s->provider_id : NULL,
                             s->code[0] ? s->code : NULL, s->reason[0] ? s->reason : NULL, NULL,
-                            extra.data, s->inline_web ? "queued" : "processing",
+                            extra.data, s->inline_web ? s->claimed_from : "processing",
                             s->inline_web ? "1" : "0"};
     char next[32];
     if (s->retry_ms > 0) {

@@ -29,6 +29,16 @@ static json_t *llm_requests(void)
     return j;
 }
 
+/* Scripts the fake LLM (POST /_script). */
+static void script_llm(const char *json)
+{
+    char url[128];
+    long st;
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/_script", LLM_PORT);
+    free(ts_http("POST", url, NULL, json, strlen(json), &st));
+    cr_assert_eq(st, 200, "the fake LLM refused the script %s", json);
+}
+
 Test(llm, three_quick_messages_one_reply_that_saw_them_all)
 {
     char phone[16], last[4096] = "";
@@ -57,12 +67,7 @@ Test(llm, three_quick_messages_one_reply_that_saw_them_all)
 
 Test(llm, an_outage_opens_the_breaker_and_the_customer_is_answered_after)
 {
-    char url[128];
-    long st;
-    snprintf(url, sizeof url, "http://127.0.0.1:%d/_script", LLM_PORT);
-    const char script[] = "{\"fail_next\":12,\"kind\":\"server\"}";
-    free(ts_http("POST", url, NULL, script, sizeof script - 1, &st));
-    cr_assert_eq(st, 200);
+    script_llm("{\"fail_next\":12,\"kind\":\"server\"}");
     char phone[16], last[4096] = "";
     new_customer(phone);
     customer_says(phone, "are you there?");
@@ -157,12 +162,7 @@ static double proc_metric(const char *series)
 Test(llm, replies_completed_together_are_stored_together_each_in_its_own_conversation)
 {
     enum { N = 16 };
-    char url[128];
-    long st;
-    snprintf(url, sizeof url, "http://127.0.0.1:%d/_script", LLM_PORT);
-    const char script[] = "{\"delay_ms\":1500}";
-    free(ts_http("POST", url, NULL, script, sizeof script - 1, &st));
-    cr_assert_eq(st, 200);
+    script_llm("{\"delay_ms\":1500}");
     char base[16], phones[N][16], text[64], in_list[N * 20] = "";
     new_customer(base);
     for (int i = 0; i < N; i++) {
