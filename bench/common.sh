@@ -1,6 +1,13 @@
-# common.sh - what the benchmarks share (sourced): CPU accounting, and
+# common.sh - what the benchmarks share (sourced): messages, CPU accounting, and
 # removing the throw-away PostgreSQL and Redis. Needs $TMP, with the cluster
 # in $TMP/pg and Redis in $TMP/redis.
+
+# Messages of the benchmarks (after scripts/lib.sh: these replace its own).
+say() { printf 'bench: %s\n' "$*" >&2; }
+die() {
+    printf 'bench: error: %s\n' "$*" >&2
+    exit 1
+}
 
 # ticks PID... -> CPU time (clock ticks) the processes have used so far
 ticks() {

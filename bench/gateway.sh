@@ -52,12 +52,6 @@ REDIS_POOL=${BENCH_REDIS_POOL:-$CONNECTIONS}
 BUILD=$ROOT/build/bench
 STEP_TIMEOUT=$((RUN_SECONDS + WARMUP + 60)) # no single step may hang the run
 
-say() { printf 'bench: %s\n' "$*" >&2; }
-die() {
-    printf 'bench: error: %s\n' "$*" >&2
-    exit 1
-}
-
 for tool in cmake pgbench psql redis-server redis-cli curl timeout pgrep "$PG_BIN/initdb"; do
     command -v "$tool" >/dev/null 2>&1 || die "$tool is missing (./sabia up installs what is needed)"
 done

@@ -66,12 +66,6 @@ DIAG=${BENCH_DIAG:-0}
 BUILD=$ROOT/build/bench-llm
 SAMPLE_S=0.5
 
-say() { printf 'bench: %s\n' "$*" >&2; }
-die() {
-    printf 'bench: error: %s\n' "$*" >&2
-    exit 1
-}
-
 for tool in cmake psql redis-server redis-cli curl timeout pgrep awk "$PG_BIN/initdb"; do
     command -v "$tool" >/dev/null 2>&1 || die "$tool is missing (./sabia up installs what is needed)"
 done

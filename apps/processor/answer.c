@@ -4,25 +4,12 @@
 #include "generate.h"
 
 #include <openssl/crypto.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define GENERATE_MAX_ATTEMPTS 30     /* model outage: about 25 minutes of retries */
 #define GENERATE_BACKOFF_BASE_MS 1000
 #define GENERATE_BACKOFF_CAP_MS 60000
-
-#define COMPLETION_MAX_THREADS 64
-
-struct gen_completions {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    struct gen_job *head, *tail;
-    size_t queued; /* jobs waiting for a completion thread */
-    bool stop;
-    pthread_t threads[COMPLETION_MAX_THREADS];
-    int nthreads;
-};
 
 struct gen_job *gen_job_new(struct processor *p)
 {
@@ -209,57 +196,39 @@ static void failed(struct gen_job *j)
     (void)!bus_stream_ack(p->svc->bus, PROC_STREAM_GENERATE, PROC_GROUP, j->entry_id);
 }
 
-/* Takes the head of the queue and, when its call succeeded, every other
- * succeeded call of the same tenant waiting now (up to the batch bounds):
- * they are stored together. Called locked; returns how many. */
-static size_t take_batch(struct gen_completions *q, struct gen_job **out)
+/* A completed call joins a batch led by a succeeded call of the same tenant
+ * while the replies' text stays within GEN_FINISH_BATCH_BYTES; a failed one
+ * is handled alone. */
+static bool joins(struct batchq_item *const *taken, size_t n, const struct batchq_item *candidate)
 {
-    struct gen_job *head = q->head, *kept = NULL; /* kept: the last job left in the queue */
-    size_t n = 0, bytes = head->reply.len;
-    out[n++] = head;
-    q->head = head->next;
-    struct gen_job **at = &q->head;
-    while (*at && head->llm_error == LLM_OK && n < GEN_FINISH_BATCH_MAX) {
-        struct gen_job *j = *at;
-        if (j->llm_error == LLM_OK && strcmp(j->tenant, head->tenant) == 0 &&
-            bytes + j->reply.len <= GEN_FINISH_BATCH_BYTES) {
-            *at = j->next;
-            out[n++] = j;
-            bytes += j->reply.len;
-        } else {
-            kept = j;
-            at = &j->next;
-        }
-    }
-    if (!*at) /* walked to the end: the tail may have been taken */
-        q->tail = kept;
-    q->queued -= n;
-    return n;
+    const struct gen_job *head = BATCHQ_JOB(taken[0], struct gen_job, qi);
+    const struct gen_job *j = BATCHQ_JOB(candidate, struct gen_job, qi);
+    if (head->llm_error != LLM_OK || j->llm_error != LLM_OK || strcmp(j->tenant, head->tenant) != 0)
+        return false;
+    size_t bytes = j->reply.len;
+    for (size_t i = 0; i < n; i++)
+        bytes += BATCHQ_JOB(taken[i], struct gen_job, qi)->reply.len;
+    return bytes <= GEN_FINISH_BATCH_BYTES;
 }
 
-static void *completion_main(void *arg)
+/* On a completion thread. */
+static void complete(struct batchq_item **items, size_t n, void *arg)
 {
-    struct processor *p = arg;
-    struct gen_completions *q = p->completions;
+    (void)arg;
     struct gen_job *batch[GEN_FINISH_BATCH_MAX];
     int rcs[GEN_FINISH_BATCH_MAX];
-    for (;;) {
-        pthread_mutex_lock(&q->mu);
-        while (!q->head && !q->stop)
-            pthread_cond_wait(&q->cv, &q->mu);
-        size_t n = q->head ? take_batch(q, batch) : 0;
-        pthread_mutex_unlock(&q->mu);
-        if (n == 0)
-            return NULL;
-        if (batch[0]->llm_error != LLM_OK) {
-            failed(batch[0]);
-        } else {
-            gen_finish_batch(batch, n, rcs);
-            for (size_t i = 0; i < n; i++)
-                finished(batch[i], rcs[i]);
-        }
-        for (size_t i = 0; i < n; i++)
-            gen_job_free(batch[i]);
+    struct gen_job *head = BATCHQ_JOB(items[0], struct gen_job, qi);
+    if (head->llm_error != LLM_OK) { /* alone in its batch (joins) */
+        failed(head);
+        gen_job_free(head);
+        return;
+    }
+    for (size_t i = 0; i < n && i < GEN_FINISH_BATCH_MAX; i++)
+        batch[i] = BATCHQ_JOB(items[i], struct gen_job, qi);
+    gen_finish_batch(batch, n, rcs);
+    for (size_t i = 0; i < n; i++) {
+        finished(batch[i], rcs[i]);
+        gen_job_free(batch[i]);
     }
 }
 
@@ -267,7 +236,6 @@ static void *completion_main(void *arg)
 static void on_llm_done(const struct llm_result *res, void *arg)
 {
     struct gen_job *j = arg;
-    struct gen_completions *q = j->p->completions;
     j->llm_error = res->error;
     j->llm_retryable = res->retryable;
     snprintf(j->llm_message, sizeof j->llm_message, "%s", res->error_message);
@@ -281,15 +249,8 @@ static void on_llm_done(const struct llm_result *res, void *arg)
             j->llm_retryable = true;
         }
     }
-    pthread_mutex_lock(&q->mu);
-    if (q->tail)
-        q->tail->next = j;
-    else
-        q->head = j;
-    q->tail = j;
-    q->queued++;
-    pthread_cond_signal(&q->cv);
-    pthread_mutex_unlock(&q->mu);
+    if (!batchq_put(j->p->completions, &j->qi))
+        gen_job_free(j); /* only if stopping out of order: left pending, reclaimed later */
 }
 
 static int submit(struct gen_job *j)
@@ -318,9 +279,7 @@ static int submit(struct gen_job *j)
 static bool wait_for_room(struct processor *p)
 {
     for (int waited = 0; waited < 60000; waited += 5) {
-        pthread_mutex_lock(&p->completions->mu);
-        size_t finishing = p->completions->queued;
-        pthread_mutex_unlock(&p->completions->mu);
+        size_t finishing = batchq_len(p->completions);
         if (llm_pending(p->llm) + finishing < (size_t)p->llm_max_in_flight)
             return true;
         struct timespec ts = {0, 5 * 1000000L};
@@ -405,18 +364,14 @@ static enum bus_verdict on_generate(const struct bus_entry *e, unsigned deliveri
 int generate_start(struct processor *p)
 {
     const struct sb_config *cfg = p->svc->cfg;
-    struct gen_completions *q = calloc(1, sizeof *q);
-    if (!q)
+    struct batchq_config qc = {
+        .threads = (int)sb_config_int(cfg, "SABIA_PROCESSOR_COMPLETION_THREADS"),
+        .batch_max = GEN_FINISH_BATCH_MAX,
+        .joins = joins,
+        .run = complete,
+    };
+    if (!(p->completions = batchq_start(&qc)))
         return -ENOMEM;
-    pthread_mutex_init(&q->mu, NULL);
-    pthread_cond_init(&q->cv, NULL);
-    p->completions = q;
-    long want = sb_config_int(cfg, "SABIA_PROCESSOR_COMPLETION_THREADS");
-    for (long i = 0; i < want && i < COMPLETION_MAX_THREADS; i++) {
-        if (pthread_create(&q->threads[i], NULL, completion_main, p) != 0)
-            return -EAGAIN;
-        q->nthreads++;
-    }
     struct bus_worker_config wc = {
         .stream = PROC_STREAM_GENERATE,
         .group = PROC_GROUP,
@@ -439,19 +394,10 @@ void generate_stop(struct processor *p)
 {
     bus_worker_stop(p->generate);
     p->generate = NULL;
-    struct gen_completions *q = p->completions;
-    if (!q)
+    if (!p->completions)
         return;
     llm_free(p->llm); /* completes every pending call (with LLM_ERR_SHUTDOWN if need be) */
     p->llm = NULL;
-    pthread_mutex_lock(&q->mu);
-    q->stop = true;
-    pthread_cond_broadcast(&q->cv);
-    pthread_mutex_unlock(&q->mu);
-    for (int i = 0; i < q->nthreads; i++)
-        pthread_join(q->threads[i], NULL);
-    pthread_mutex_destroy(&q->mu);
-    pthread_cond_destroy(&q->cv);
-    free(q);
+    batchq_free(p->completions, NULL); /* drains: every completed call is finished */
     p->completions = NULL;
 }

@@ -5,6 +5,7 @@
 #ifndef SABIA_PROCESSOR_GENERATE_H
 #define SABIA_PROCESSOR_GENERATE_H
 
+#include "batchq.h"
 #include "llm.h"
 #include "processor.h"
 
@@ -48,7 +49,7 @@ struct gen_job {
     bool again;                          /* an earlier job of its batch answers the same
                                             conversation: finished on its own afterwards */
     struct sb_buf dberr;                 /* the last database error, for the logs */
-    struct gen_job *next;                /* completion queue */
+    struct batchq_item qi;               /* completion queue */
 };
 
 struct gen_job *gen_job_new(struct processor *p);

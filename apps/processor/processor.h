@@ -9,6 +9,7 @@
  *   send.c      SendToChannel: WhatsApp, Instagram, web widget; statuses
  *   schedule.c  due work: retries with backoff, auto-resume, sweeps that
  *               re-arm what Redis lost
+ *   batchq.c    the job queue served in batches (finishes, sends)
  *
  * Streams and keys (docs/processor.md):
  *   sabia:events:inbound    gateway wake-ups (group "processor")
@@ -70,7 +71,7 @@ struct processor {
     long send_max_attempts;
     long context_messages_max;
     struct bus_worker *inbound, *generate, *send, *handoff;
-    struct send_queue *sendq;             /* SendToChannel jobs awaiting a sender (send.c) */
+    struct batchq *sendq;                 /* SendToChannel jobs awaiting a sender (send.c) */
     struct llm *llm;                      /* model calls (generate) */
     long llm_max_in_flight;               /* back-pressure bound (answer.c) */
     struct spend *spend;                  /* monthly LLM spend per tenant (spend.c) */
@@ -78,7 +79,7 @@ struct processor {
     const char *openai_key, *anthropic_key; /* instance-wide keys; "" when none */
     const char *openai_base, *anthropic_base, *compatible_base; /* "" = provider default */
     const char *default_model_openai, *default_model_anthropic;
-    struct gen_completions *completions; /* answer.c */
+    struct batchq *completions;          /* completed model calls awaiting their finish (answer.c) */
     struct schedule *schedule;
     struct metric *m_replies;    /* processor_replies_total{provider,result} */
     struct metric *m_sends;      /* processor_sends_total{channel,result} */
@@ -96,7 +97,7 @@ void send_stop(struct processor *p);
 int handoff_start(struct processor *p) SB_MUST_USE;
 void handoff_stop(struct processor *p);
 
-struct gen_completions;
+struct batchq;
 struct schedule;
 struct schedule *schedule_start(struct processor *p);
 void schedule_stop(struct schedule *s);

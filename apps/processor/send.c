@@ -18,26 +18,14 @@
 #include "send.h"
 
 #include <openssl/crypto.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define SEND_MAX_THREADS 64
 #define SEND_QUEUE_MAX 512 /* commands read ahead of the senders */
 /* A claim counts as abandoned after 3 minutes (CLAIM_SQL, the stalled sweep);
  * one delivery takes at most 10 parts × 15 s: renewed claims every 20 s keep
  * every message of a batch well inside that. */
 #define SEND_RENEW_MS 20000
-
-struct send_queue {
-    pthread_mutex_t mu;
-    pthread_cond_t work, room;
-    struct send_job *head, *tail;
-    size_t queued;
-    bool stop;
-    pthread_t threads[SEND_MAX_THREADS];
-    int nthreads;
-};
 
 static const char CLAIM_SQL[] =
     "SELECT CASE WHEN m.status = 'processing' AND m.updated_at > now() - interval '3 minutes' "
@@ -313,55 +301,35 @@ static void run_batch(struct processor *p, struct send_job **jobs, size_t n)
     }
 }
 
-/* The head of the queue and every other job of its tenant queued now. */
-static size_t take_batch(struct send_queue *q, struct send_job **out)
+/* A batch is one tenant's. */
+static bool joins(struct batchq_item *const *taken, size_t n, const struct batchq_item *candidate)
 {
-    struct send_job *head = q->head, *kept = NULL;
-    size_t n = 0;
-    out[n++] = head;
-    q->head = head->next;
-    struct send_job **at = &q->head;
-    while (*at && n < SEND_BATCH_MAX) {
-        struct send_job *s = *at;
-        if (strcmp(s->tenant, head->tenant) == 0) {
-            *at = s->next;
-            out[n++] = s;
-        } else {
-            kept = s;
-            at = &s->next;
-        }
-    }
-    if (!*at)
-        q->tail = kept;
-    q->queued -= n;
-    return n;
+    (void)n;
+    return strcmp(BATCHQ_JOB(taken[0], struct send_job, qi)->tenant,
+                  BATCHQ_JOB(candidate, struct send_job, qi)->tenant) == 0;
 }
 
-static void *sender_main(void *arg)
+/* On a sender thread. */
+static void send_batch(struct batchq_item **items, size_t n, void *arg)
 {
-    struct processor *p = arg;
-    struct send_queue *q = p->sendq;
     struct send_job *batch[SEND_BATCH_MAX];
-    for (;;) {
-        pthread_mutex_lock(&q->mu);
-        while (!q->head && !q->stop)
-            pthread_cond_wait(&q->work, &q->mu);
-        size_t n = q->head && !q->stop ? take_batch(q, batch) : 0;
-        pthread_cond_broadcast(&q->room);
-        pthread_mutex_unlock(&q->mu);
-        if (n == 0)
-            return NULL;
-        run_batch(p, batch, n);
-        for (size_t i = 0; i < n; i++)
-            send_job_free(batch[i]);
-    }
+    for (size_t i = 0; i < n && i < SEND_BATCH_MAX; i++)
+        batch[i] = BATCHQ_JOB(items[i], struct send_job, qi);
+    run_batch(arg, batch, n);
+    for (size_t i = 0; i < n; i++)
+        send_job_free(batch[i]);
+}
+
+/* Not acknowledged: stays pending in Redis and is reclaimed. */
+static void discard(struct batchq_item *item)
+{
+    send_job_free(BATCHQ_JOB(item, struct send_job, qi));
 }
 
 static enum bus_verdict on_send(const struct bus_entry *e, unsigned deliveries,
                                 struct sb_buf *reason, void *arg)
 {
     struct processor *p = arg;
-    struct send_queue *q = p->sendq;
     (void)deliveries;
     struct send_job *s = send_job_new(p);
     if (!s)
@@ -373,21 +341,7 @@ static enum bus_verdict on_send(const struct bus_entry *e, unsigned deliveries,
         return BUS_DEAD;
     }
     snprintf(s->entry_id, sizeof s->entry_id, "%s", e->id);
-    pthread_mutex_lock(&q->mu);
-    while (q->queued >= SEND_QUEUE_MAX && !q->stop)
-        pthread_cond_wait(&q->room, &q->mu);
-    bool stopping = q->stop;
-    if (!stopping) {
-        if (q->tail)
-            q->tail->next = s;
-        else
-            q->head = s;
-        q->tail = s;
-        q->queued++;
-        pthread_cond_signal(&q->work);
-    }
-    pthread_mutex_unlock(&q->mu);
-    if (stopping) {
+    if (!batchq_put(p->sendq, &s->qi)) { /* stopping */
         send_job_free(s);
         return BUS_RETRY;
     }
@@ -396,19 +350,16 @@ static enum bus_verdict on_send(const struct bus_entry *e, unsigned deliveries,
 
 int send_start(struct processor *p)
 {
-    struct send_queue *q = calloc(1, sizeof *q);
-    if (!q)
+    struct batchq_config qc = {
+        .threads = (int)sb_config_int(p->svc->cfg, "SABIA_PROCESSOR_SEND_THREADS"),
+        .batch_max = SEND_BATCH_MAX,
+        .max_queued = SEND_QUEUE_MAX,
+        .joins = joins,
+        .run = send_batch,
+        .arg = p,
+    };
+    if (!(p->sendq = batchq_start(&qc)))
         return -ENOMEM;
-    pthread_mutex_init(&q->mu, NULL);
-    pthread_cond_init(&q->work, NULL);
-    pthread_cond_init(&q->room, NULL);
-    p->sendq = q;
-    long want = sb_config_int(p->svc->cfg, "SABIA_PROCESSOR_SEND_THREADS");
-    for (long i = 0; i < want && i < SEND_MAX_THREADS; i++) {
-        if (pthread_create(&q->threads[i], NULL, sender_main, p) != 0)
-            return -EAGAIN;
-        q->nthreads++;
-    }
     struct bus_worker_config wc = {
         .stream = PROC_STREAM_SEND,
         .group = PROC_GROUP,
@@ -425,31 +376,14 @@ int send_start(struct processor *p)
 }
 
 /* Stops: the senders finish the batch they hold; commands still queued are
- * not acknowledged, so they stay pending in Redis and are reclaimed. */
+ * not acknowledged, so they stay pending in Redis and are reclaimed. The
+ * queue stops first, so a handler waiting for room returns at once. */
 void send_stop(struct processor *p)
 {
-    struct send_queue *q = p->sendq;
-    if (q) { /* first, so a handler waiting for room returns at once */
-        pthread_mutex_lock(&q->mu);
-        q->stop = true;
-        pthread_cond_broadcast(&q->work);
-        pthread_cond_broadcast(&q->room);
-        pthread_mutex_unlock(&q->mu);
-    }
+    if (p->sendq)
+        batchq_close(p->sendq, false);
     bus_worker_stop(p->send);
     p->send = NULL;
-    if (!q)
-        return;
-    for (int i = 0; i < q->nthreads; i++)
-        pthread_join(q->threads[i], NULL);
-    while (q->head) {
-        struct send_job *s = q->head;
-        q->head = s->next;
-        send_job_free(s);
-    }
-    pthread_mutex_destroy(&q->mu);
-    pthread_cond_destroy(&q->work);
-    pthread_cond_destroy(&q->room);
-    free(q);
+    batchq_free(p->sendq, discard);
     p->sendq = NULL;
 }

@@ -8,6 +8,7 @@
 #ifndef SABIA_PROCESSOR_SEND_H
 #define SABIA_PROCESSOR_SEND_H
 
+#include "batchq.h"
 #include "processor.h"
 
 #define SEND_EXTRA_IDS 8     /* provider ids of the extra parts of a split reply kept */
@@ -43,7 +44,7 @@ struct send_job {
     bool exhausted;                   /* out of attempts on a retryable error */
     bool recorded;                    /* the outcome is in the database */
     struct followup_armed followup;
-    struct send_job *next;            /* queue */
+    struct batchq_item qi;            /* sender queue */
 };
 
 /* Heap job for one SendToChannel entry; NULL on allocation failure. */
