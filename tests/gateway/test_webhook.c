@@ -396,8 +396,18 @@ Test(webhook, metrics_show_outcomes_and_batches)
     json_decref(post_webhook(&W, "whatsapp", W.tenant, W.ws, W.wa, body, len, wrong, &st));
     char url[128];
     snprintf(url, sizeof url, "http://127.0.0.1:%d/metrics", W.port);
-    char *text = ts_http("GET", url, NULL, NULL, 0, &st);
-    cr_assert_eq(st, 200);
+    /* The wake-up for the processor is published after the answer, by the
+     * hand-off thread: wait for it to be counted. */
+    char *text = NULL;
+    for (int tries = 0; tries < 100; tries++) {
+        free(text);
+        text = ts_http("GET", url, NULL, NULL, 0, &st);
+        cr_assert_eq(st, 200);
+        if (strstr(text, "gateway_handoff_total{result=\"published\"}"))
+            break;
+        struct timespec ts = {0, 50 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
     cr_assert(strstr(text, "gateway_webhook_requests_total{source=\"whatsapp\",outcome=\"accepted\"}"),
               "%s", text);
     cr_assert(strstr(text, "gateway_webhook_rejections_total{reason=\"malformed_signature\"} 1"),
