@@ -10,6 +10,7 @@
 #define GENERATE_MAX_ATTEMPTS 30     /* model outage: about 25 minutes of retries */
 #define GENERATE_BACKOFF_BASE_MS 1000
 #define GENERATE_BACKOFF_CAP_MS 60000
+#define GENERATE_QUEUE_MAX 512     /* commands read ahead of the preparers */
 
 struct gen_job *gen_job_new(struct processor *p)
 {
@@ -153,9 +154,10 @@ static void hand_to_human(struct gen_job *j)
                                                     domain_conversation_summary_json(&s)));
 }
 
-/* What follows a finish: counted, and the command acknowledged, or retried
- * later, or left pending when even that cannot be arranged. */
-static void finished(struct gen_job *j, int rc)
+/* What follows a finish: counted, and true when the command is to be
+ * acknowledged (done, or retried later as a new entry); false leaves it
+ * pending when even a retry cannot be arranged. */
+static bool finished(struct gen_job *j, int rc)
 {
     struct processor *p = j->p;
     struct sb_log_ctx lctx = {j->tenant, j->correlation[0] ? j->correlation : NULL};
@@ -165,9 +167,25 @@ static void finished(struct gen_job *j, int rc)
                                         j->message, j->correlation, j->attempt + 1, 1000) != 0)) {
         sb_log_error(p->svc->log, &lctx, "reply for %s not stored: %s; left pending", j->message,
                      sb_strerror(rc));
-        return; /* not acknowledged: reclaimed later */
+        return false; /* not acknowledged: reclaimed later */
     }
-    (void)!bus_stream_ack(p->svc->bus, PROC_STREAM_GENERATE, PROC_GROUP, j->entry_id);
+    return true;
+}
+
+/* Acknowledges the commands of the n jobs marked in `ack` with one XACK and
+ * frees every job. */
+static void ack_and_free(struct processor *p, struct gen_job **jobs, const bool *ack, size_t n)
+{
+    const char *ids[GEN_BATCH_MAX] = {0};
+    size_t nids = 0;
+    for (size_t i = 0; i < n; i++)
+        if (ack[i])
+            ids[nids++] = jobs[i]->entry_id;
+    if (bus_stream_ack_many(p->svc->bus, PROC_STREAM_GENERATE, PROC_GROUP, ids, nids) != 0)
+        sb_log_warn(p->svc->log, NULL, "%zu GenerateAIResponse commands done but not "
+                    "acknowledged; they will be checked again", nids);
+    for (size_t i = 0; i < n; i++)
+        gen_job_free(jobs[i]);
 }
 
 /* A model call that failed: retried later, or handed to a person. */
@@ -214,22 +232,22 @@ static bool joins(struct batchq_item *const *taken, size_t n, const struct batch
 /* On a completion thread. */
 static void complete(struct batchq_item **items, size_t n, void *arg)
 {
-    (void)arg;
-    struct gen_job *batch[GEN_FINISH_BATCH_MAX];
-    int rcs[GEN_FINISH_BATCH_MAX];
+    struct processor *p = arg;
+    struct gen_job *batch[GEN_BATCH_MAX];
+    int rcs[GEN_BATCH_MAX];
+    bool ack[GEN_BATCH_MAX];
     struct gen_job *head = BATCHQ_JOB(items[0], struct gen_job, qi);
     if (head->llm_error != LLM_OK) { /* alone in its batch (joins) */
         failed(head);
         gen_job_free(head);
         return;
     }
-    for (size_t i = 0; i < n && i < GEN_FINISH_BATCH_MAX; i++)
+    for (size_t i = 0; i < n; i++)
         batch[i] = BATCHQ_JOB(items[i], struct gen_job, qi);
     gen_finish_batch(batch, n, rcs);
-    for (size_t i = 0; i < n; i++) {
-        finished(batch[i], rcs[i]);
-        gen_job_free(batch[i]);
-    }
+    for (size_t i = 0; i < n; i++)
+        ack[i] = finished(batch[i], rcs[i]);
+    ack_and_free(p, batch, ack, n);
 }
 
 /* On the LLM engine's thread: copy the result and hand the job over. */
@@ -275,17 +293,19 @@ static int submit(struct gen_job *j)
 /* Back-pressure: a new model call starts only while the calls in flight and
  * the finished ones still to be stored stay under SABIA_LLM_MAX_IN_FLIGHT, so
  * a burst of commands waits in Redis instead of in memory. False when the
- * worker is stopping (the command stays pending). */
+ * processor is stopping (the command stays pending). */
 static bool wait_for_room(struct processor *p)
 {
     for (int waited = 0; waited < 60000; waited += 5) {
         size_t finishing = batchq_len(p->completions);
         if (llm_pending(p->llm) + finishing < (size_t)p->llm_max_in_flight)
             return true;
+        if (batchq_closed(p->prepq))
+            return false;
         struct timespec ts = {0, 5 * 1000000L};
         nanosleep(&ts, NULL);
     }
-    return true; /* a minute without room: go ahead rather than stall for ever */
+    return !batchq_closed(p->prepq); /* a minute without room: go ahead rather than stall */
 }
 
 /* False when the command's ids are not UUIDs. */
@@ -302,12 +322,131 @@ static bool fill_job(struct gen_job *j, const struct bus_entry *e)
            proc_uuid_copy(j->message, entry_field(e, "message_id"));
 }
 
+/* A prepared job the retrieval-only provider answered: its reply is stored
+ * with the others of its batch (answered_batch). */
+static void log_capped(const struct gen_job *j)
+{
+    struct sb_log_ctx lctx = {j->tenant, j->correlation[0] ? j->correlation : NULL};
+    count(j->p, j->provider, "spend_capped");
+    sb_log_warn(j->p->svc->log, &lctx,
+                "monthly LLM spend cap reached (%ld of %ld micro-USD): answering %s from the "
+                "knowledge base",
+                j->spent, j->cap, j->message);
+}
+
+static void answered_batch(struct gen_job **jobs, size_t n, bool *ack)
+{
+    int rcs[GEN_BATCH_MAX];
+    gen_finish_batch(jobs, n, rcs);
+    for (size_t i = 0; i < n; i++) {
+        struct gen_job *j = jobs[i];
+        count(j->p, "retrieval", rcs[i] != 0 ? "failed" : j->skip ? "skipped" : "replied");
+        if (rcs[i] != 0) {
+            struct sb_log_ctx lctx = {j->tenant, j->correlation[0] ? j->correlation : NULL};
+            sb_log_warn(j->p->svc->log, &lctx, "reply to %s not stored: %s %s", j->message,
+                        sb_strerror(rcs[i]), j->dberr.len ? j->dberr.data : "");
+        }
+        ack[i] = rcs[i] == 0; /* else left pending: reclaimed and tried again */
+    }
+}
+
+/* A prepared job that needs no reply: the buffer's lease ends. True when its
+ * command is done. */
+static bool skipped(struct gen_job *j)
+{
+    struct sb_log_ctx lctx = {j->tenant, j->correlation[0] ? j->correlation : NULL};
+    count(j->p, j->provider[0] ? j->provider : "none", "skipped");
+    sb_log_info(j->p->svc->log, &lctx, "no reply to %s: %s", j->message, j->skip);
+    return gen_release_buffer(j) == 0;
+}
+
+/* Starts a prepared job's model call. True when the engine took the job
+ * (it is no longer ours); otherwise *ack says whether the command is done. */
+static bool call_model(struct gen_job *j, bool *ack)
+{
+    struct processor *p = j->p;
+    struct sb_log_ctx lctx = {j->tenant, j->correlation[0] ? j->correlation : NULL};
+    int rc = 0;
+    *ack = false;
+    if (!wait_for_room(p))
+        return false; /* stopping: left pending */
+    if ((rc = submit(j)) == 0)
+        return true; /* acknowledged by the completion thread */
+    sb_log_warn(p->svc->log, &lctx, "model call for %s refused: %s", j->message, sb_strerror(rc));
+    if (rc == -EINVAL || rc == SB_ELIMIT) {
+        /* The request itself is wrong (settings, or nothing a model can read):
+         * retrying cannot help; a person answers instead. */
+        j->llm_error = LLM_ERR_INVALID;
+        snprintf(j->llm_message, sizeof j->llm_message, "request refused: %s", sb_strerror(rc));
+        hand_to_human(j);
+        *ack = true;
+    }
+    return false;
+}
+
+/* On a preparer thread: n GenerateAIResponse commands of one tenant. */
+static void prepare(struct batchq_item **items, size_t n, void *arg)
+{
+    struct processor *p = arg;
+    struct gen_job *jobs[GEN_BATCH_MAX], *done[GEN_BATCH_MAX], *answered[GEN_BATCH_MAX];
+    bool ack[GEN_BATCH_MAX], answered_ack[GEN_BATCH_MAX];
+    size_t ndone = 0, nanswered = 0;
+    for (size_t i = 0; i < n; i++)
+        jobs[i] = BATCHQ_JOB(items[i], struct gen_job, qi);
+    int rc = gen_prepare_batch(jobs, n);
+    if (rc != 0 && n > 1 && rc != SB_EUNAVAIL && rc != -ETIMEDOUT) {
+        for (size_t i = 0; i < n; i++) /* find the one at fault; prepare the others */
+            prepare(&items[i], 1, arg);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct gen_job *j = jobs[i];
+        if (rc != 0) {
+            struct sb_log_ctx lctx = {j->tenant, j->correlation[0] ? j->correlation : NULL};
+            sb_log_warn(p->svc->log, &lctx, "reply to %s not prepared: %s %s", j->message,
+                        sb_strerror(rc), j->dberr.len ? j->dberr.data : "");
+            ack[ndone] = false; /* left pending: reclaimed and tried again */
+            done[ndone++] = j;
+        } else if (j->skip) {
+            ack[ndone] = skipped(j);
+            done[ndone++] = j;
+        } else if (gen_use_retrieval(j)) {
+            if (j->capped)
+                log_capped(j);
+            snprintf(j->used_model, sizeof j->used_model, "retrieval");
+            answered[nanswered++] = j;
+        } else if (!call_model(j, &ack[ndone])) {
+            done[ndone++] = j;
+        }
+    }
+    if (nanswered) {
+        answered_batch(answered, nanswered, answered_ack);
+        ack_and_free(p, answered, answered_ack, nanswered);
+    }
+    ack_and_free(p, done, ack, ndone);
+}
+
+/* Commands of one tenant are prepared together. */
+static bool same_tenant(struct batchq_item *const *taken, size_t n,
+                        const struct batchq_item *candidate)
+{
+    (void)n;
+    return strcmp(BATCHQ_JOB(taken[0], struct gen_job, qi)->tenant,
+                  BATCHQ_JOB(candidate, struct gen_job, qi)->tenant) == 0;
+}
+
+static void discard(struct batchq_item *item)
+{
+    gen_job_free(BATCHQ_JOB(item, struct gen_job, qi)); /* left pending in Redis */
+}
+
+/* The stream handler only queues: preparers take a tenant's batch. */
 static enum bus_verdict on_generate(const struct bus_entry *e, unsigned deliveries,
                                     struct sb_buf *reason, void *arg)
 {
     struct processor *p = arg;
-    struct gen_job *j = gen_job_new(p);
     (void)deliveries;
+    struct gen_job *j = gen_job_new(p);
     if (!j)
         return BUS_RETRY;
     if (!fill_job(j, e)) {
@@ -315,68 +454,38 @@ static enum bus_verdict on_generate(const struct bus_entry *e, unsigned deliveri
         gen_job_free(j);
         return BUS_DEAD;
     }
-    int rc = gen_prepare(j);
-    enum bus_verdict v = BUS_ACK;
-    struct sb_log_ctx lctx = {j->tenant, j->correlation[0] ? j->correlation : NULL};
-    if (rc != 0) {
-        (void)!sb_buf_append_str(reason, sb_strerror(rc));
-        sb_log_warn(p->svc->log, &lctx, "reply to %s not prepared: %s %s", j->message,
-                    sb_strerror(rc), j->dberr.len ? j->dberr.data : "");
-        v = BUS_RETRY;
-    } else if (j->skip) {
-        count(p, j->provider[0] ? j->provider : "none", "skipped");
-        sb_log_info(p->svc->log, &lctx, "no reply to %s: %s", j->message, j->skip);
-        if (gen_release_buffer(j) != 0)
-            v = BUS_RETRY;
-    } else if (gen_use_retrieval(j)) {
-        if (j->capped) {
-            count(p, j->provider, "spend_capped");
-            sb_log_warn(p->svc->log, &lctx,
-                        "monthly LLM spend cap reached (%ld of %ld micro-USD): answering %s "
-                        "from the knowledge base",
-                        j->spent, j->cap, j->message);
-        }
-        snprintf(j->used_model, sizeof j->used_model, "retrieval");
-        rc = gen_finish(j);
-        count(p, "retrieval", rc != 0 ? "failed" : j->skip ? "skipped" : "replied");
-        if (rc != 0)
-            sb_log_warn(p->svc->log, &lctx, "reply to %s not stored: %s %s", j->message,
-                        sb_strerror(rc), j->dberr.len ? j->dberr.data : "");
-        v = rc == 0 ? BUS_ACK : BUS_RETRY;
-    } else if (wait_for_room(p) && (rc = submit(j)) == 0) {
-        return BUS_DEFER; /* the job now belongs to the engine and then the completion thread */
-    } else if (rc == -EINVAL || rc == SB_ELIMIT) {
-        /* The request itself is wrong (settings, or nothing a model can read):
-         * retrying cannot help; a person answers instead. */
-        j->llm_error = LLM_ERR_INVALID;
-        snprintf(j->llm_message, sizeof j->llm_message, "request refused: %s", sb_strerror(rc));
-        sb_log_warn(p->svc->log, &lctx, "model call for %s refused: %s", j->message, sb_strerror(rc));
-        hand_to_human(j);
-    } else {
-        sb_log_warn(p->svc->log, &lctx, "model call for %s refused: %s", j->message, sb_strerror(rc));
-        (void)!sb_buf_append_str(reason, sb_strerror(rc));
-        v = BUS_RETRY;
+    if (!batchq_put(p->prepq, &j->qi)) { /* stopping */
+        gen_job_free(j);
+        return BUS_RETRY;
     }
-    gen_job_free(j);
-    return v;
+    return BUS_DEFER; /* acknowledged once answered (or found needing no answer) */
 }
 
 int generate_start(struct processor *p)
 {
     const struct sb_config *cfg = p->svc->cfg;
-    struct batchq_config qc = {
+    struct batchq_config cc = {
         .threads = (int)sb_config_int(cfg, "SABIA_PROCESSOR_COMPLETION_THREADS"),
         .batch_max = GEN_FINISH_BATCH_MAX,
         .joins = joins,
         .run = complete,
+        .arg = p,
     };
-    if (!(p->completions = batchq_start(&qc)))
+    struct batchq_config pc = {
+        .threads = (int)sb_config_int(cfg, "SABIA_PROCESSOR_GENERATE_THREADS"),
+        .batch_max = GEN_PREPARE_BATCH_MAX,
+        .max_queued = GENERATE_QUEUE_MAX,
+        .joins = same_tenant,
+        .run = prepare,
+        .arg = p,
+    };
+    if (!(p->completions = batchq_start(&cc)) || !(p->prepq = batchq_start(&pc)))
         return -ENOMEM;
     struct bus_worker_config wc = {
         .stream = PROC_STREAM_GENERATE,
         .group = PROC_GROUP,
         .consumer = p->consumer,
-        .threads = (int)sb_config_int(cfg, "SABIA_PROCESSOR_GENERATE_THREADS"),
+        .threads = 1, /* it only queues: the preparers do the work */
         .batch = 64,
         /* longer than any model call, retries included */
         .reclaim_idle_ms = 2 * sb_config_int(cfg, "SABIA_LLM_TIMEOUT_MS") + 10000,
@@ -388,12 +497,17 @@ int generate_start(struct processor *p)
     return p->generate ? 0 : -ENOMEM;
 }
 
-/* Stops taking commands; calls still in flight finish with the engine (freed
- * by the caller afterwards), then the completion thread drains. */
+/* Stops taking commands; the preparers finish the batch they hold (queued
+ * commands stay pending); calls still in flight finish with the engine
+ * (freed by the caller afterwards), then the completion threads drain. */
 void generate_stop(struct processor *p)
 {
     bus_worker_stop(p->generate);
     p->generate = NULL;
+    if (p->prepq)
+        batchq_close(p->prepq, false);
+    batchq_free(p->prepq, discard);
+    p->prepq = NULL;
     if (!p->completions)
         return;
     llm_free(p->llm); /* completes every pending call (with LLM_ERR_SHUTDOWN if need be) */

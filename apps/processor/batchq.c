@@ -109,6 +109,14 @@ size_t batchq_len(struct batchq *q)
     return n;
 }
 
+bool batchq_closed(struct batchq *q)
+{
+    pthread_mutex_lock(&q->mu);
+    bool stop = q->stop;
+    pthread_mutex_unlock(&q->mu);
+    return stop;
+}
+
 void batchq_close(struct batchq *q, bool drain)
 {
     pthread_mutex_lock(&q->mu);

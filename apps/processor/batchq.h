@@ -50,6 +50,9 @@ size_t batchq_len(struct batchq *q);
  * waiter. drain: the workers run every queued job before they exit;
  * otherwise they finish the batch they hold. Idempotent. */
 void batchq_close(struct batchq *q, bool drain);
+/* True once batchq_close() was called: a worker waiting on something else
+ * (back-pressure) gives up its batch. */
+bool batchq_closed(struct batchq *q);
 /* Closes (draining) if not closed yet, waits for the workers, hands every
  * job still queued to `discard` (NULL: none is expected), and frees. NULL is
  * a no-op. */

@@ -15,13 +15,49 @@ int command_enqueue(struct processor *p, const char *stream, const char *tenant_
                     const char *conversation_id, const char *message_id,
                     const char *correlation_id, unsigned attempt)
 {
-    char n[16];
-    snprintf(n, sizeof n, "%u", attempt);
-    const char *fields[] = {"tenant_id", tenant_id, "conversation_id", conversation_id,
-                            "message_id", message_id ? message_id : "",
-                            "correlation_id", correlation_id ? correlation_id : "",
-                            "attempt", n};
-    return bus_stream_add(p->svc->bus, stream, PROC_COMMAND_MAXLEN, 5, fields, NULL);
+    struct command c = {tenant_id, conversation_id, message_id, correlation_id, attempt};
+    bool queued = false;
+    command_enqueue_many(p, stream, &c, 1, &queued);
+    return queued ? 0 : SB_EREDIS;
+}
+
+#define COMMAND_ARGC 16 /* XADD stream MAXLEN ~ n * and five fields */
+
+size_t command_enqueue_many(struct processor *p, const char *stream, const struct command *cmds,
+                            size_t n, bool *queued)
+{
+    char maxlen[24], attempts[COMMAND_BATCH_MAX][16];
+    const char *argv[COMMAND_BATCH_MAX][COMMAND_ARGC];
+    const char **argvs[COMMAND_BATCH_MAX];
+    int argcs[COMMAND_BATCH_MAX];
+    redisReply *replies[COMMAND_BATCH_MAX];
+    size_t failed = 0;
+    snprintf(maxlen, sizeof maxlen, "%ld", PROC_COMMAND_MAXLEN);
+    for (size_t from = 0; from < n; from += COMMAND_BATCH_MAX) {
+        size_t k = n - from < COMMAND_BATCH_MAX ? n - from : COMMAND_BATCH_MAX;
+        for (size_t i = 0; i < k; i++) {
+            const struct command *c = &cmds[from + i];
+            snprintf(attempts[i], sizeof attempts[i], "%u", c->attempt);
+            const char *a[COMMAND_ARGC] = {
+                "XADD", stream, "MAXLEN", "~", maxlen, "*", "tenant_id", c->tenant_id,
+                "conversation_id", c->conversation_id, "message_id",
+                c->message_id ? c->message_id : "", "correlation_id",
+                c->correlation_id ? c->correlation_id : "", "attempt", attempts[i]};
+            memcpy(argv[i], a, sizeof a);
+            argvs[i] = argv[i];
+            argcs[i] = COMMAND_ARGC;
+        }
+        int rc = bus_pipeline(p->svc->bus, k, argcs, argvs, replies);
+        for (size_t i = 0; i < k; i++) {
+            bool ok = rc == 0 && replies[i]->type == REDIS_REPLY_STRING;
+            if (rc == 0)
+                freeReplyObject(replies[i]);
+            if (queued)
+                queued[from + i] = ok;
+            failed += !ok;
+        }
+    }
+    return failed;
 }
 
 int command_retry_later(struct processor *p, const char *stream, const char *tenant_id,

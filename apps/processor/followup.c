@@ -59,7 +59,7 @@ int followup_schedule(PGconn *c, const char *tenant, size_t n, const char *const
 }
 
 void followup_armed(struct processor *p, const char *tenant, const char *conversation,
-                    const struct followup_armed *a)
+                    const struct followup_armed *a, struct events_batch *events)
 {
     if (!a->job_id[0])
         return;
@@ -69,11 +69,11 @@ void followup_armed(struct processor *p, const char *tenant, const char *convers
         sb_log_warn(p->svc->log, NULL, "follow-up %s not armed in Redis; the sweep will", a->job_id);
     char at[SB_TIME_STRLEN];
     sb_time_format(a->due_ms, at);
-    events_emit(p->events,
-                domain_event_envelope(DOMAIN_EVENT_FOLLOWUP_SCHEDULED, tenant, sb_now_ms(), NULL,
-                                      NULL,
-                                      json_pack("{s:s, s:s, s:s}", "job_id", a->job_id,
-                                                "conversation_id", conversation, "due_at", at)));
+    events_batch_add(events, domain_event_envelope(DOMAIN_EVENT_FOLLOWUP_SCHEDULED, tenant,
+                                                   sb_now_ms(), NULL, NULL,
+                                                   json_pack("{s:s, s:s, s:s}", "job_id", a->job_id,
+                                                             "conversation_id", conversation,
+                                                             "due_at", at)));
 }
 
 struct job_run {

@@ -1,131 +1,20 @@
-/* generate.c - GenerateAIResponse: one reply to one customer message.
+/* generate.c - GenerateAIResponse: storing replies.
  *
- * prepare (one tenant transaction): the conversation must still be the bot's,
- * its newest customer message must still be the one the command names
- * (abort-if-newer: a newer message has its own deadline and its reply will see
- * both), and that message must not have been answered already (commands are
- * delivered at least once). Then the assistant's settings, the recent
- * conversation (bounded) and the knowledge matching the unanswered messages.
+ * prepare (prepare.c) checks and loads a batch of commands; the answer comes
+ * from the retrieval-only provider at once or from a model through the
+ * libs/llm engine (answer.c).
  *
- * answer: the built-in retrieval-only provider answers at once from the
- * knowledge; a model provider is called through the libs/llm engine, without
- * holding a thread: the stream entry is acknowledged when the call completes
- * (BUS_DEFER), and a crash before then leaves it pending to be reclaimed.
- *
- * finish (another transaction, shared by every reply completed at the same
- * time): the same checks again, then the reply is stored as a queued outbound
+ * finish (one transaction shared by every reply completed at the same time):
+ * the checks of prepare again, then each reply is stored as a queued outbound
  * message; once committed, SendToChannel is queued (a reply stored but never
  * queued is found by the scheduler's sweep of stalled outbound messages). */
 #include "generate.h"
-#include "retrieval.h"
 #include "spend.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#define KNOWLEDGE_HITS 3
-#define QUESTION_MAX 16384   /* bytes of unanswered customer text considered */
-
-/* An assistant's own price (config, micro-USD per million tokens), else the
- * instance's. */
-static long price_or(const char *text, long fallback)
-{
-    long v = 0;
-    return text[0] && sb_parse_long(text, 0, PROC_PRICE_MAX, &v) == 0 ? v : fallback;
-}
-
-/* An optional text setting: heap copy, or NULL when empty. Jobs are many and
- * long-lived (a model call each), so they keep only what is set. */
-static int copy_setting(char **to, const char *value)
-{
-    free(*to);
-    *to = value[0] ? strdup(value) : NULL;
-    return value[0] && !*to ? -ENOMEM : 0;
-}
-
-static int load_assistant(PGconn *c, struct gen_job *j)
-{
-    const char *p[] = {j->tenant, j->assistant};
-    PGresult *r = NULL;
-    int rc = db_exec(c,
-                     "SELECT provider, model, system_prompt, personality, temperature, max_tokens, "
-                     "context_messages, coalesce(provider_base_url, ''), provider_api_key_enc, "
-                     "coalesce(config->>'fallback_text', ''), "
-                     "coalesce(config->>'price_input_micros_per_mtok', ''), "
-                     "coalesce(config->>'price_output_micros_per_mtok', '') "
-                     "FROM assistants WHERE tenant_id = $1 AND id = $2 AND status = 'active'",
-                     2, p, &r, &j->dberr);
-    if (rc == 0 && PQntuples(r) == 0)
-        rc = SB_ENOTFOUND;
-    if (rc == 0) {
-        snprintf(j->provider, sizeof j->provider, "%s", PQgetvalue(r, 0, 0));
-        snprintf(j->model, sizeof j->model, "%s", PQgetvalue(r, 0, 1));
-        rc = sb_buf_append_str(&j->system, PQgetvalue(r, 0, 2));
-        if (rc == 0 && PQgetvalue(r, 0, 3)[0])
-            rc = sb_buf_appendf(&j->system, "\n\nPersonality: %s", PQgetvalue(r, 0, 3));
-        j->temperature = strtod(PQgetvalue(r, 0, 4), NULL);
-        long v = 0;
-        j->max_tokens = db_value_long(r, 0, 5, &v) == 0 ? (int)v : 1024;
-        j->context_max = db_value_long(r, 0, 6, &v) == 0 ? (int)v : 20;
-        if (rc == 0)
-            rc = copy_setting(&j->base_url, PQgetvalue(r, 0, 7));
-        if (rc == 0)
-            rc = copy_setting(&j->fallback, PQgetvalue(r, 0, 9));
-        j->price_in = price_or(PQgetvalue(r, 0, 10), j->p->price_in);
-        j->price_out = price_or(PQgetvalue(r, 0, 11), j->p->price_out);
-        if (rc == 0 && !PQgetisnull(r, 0, 8))
-            rc = gen_open_key(j, PQgetvalue(r, 0, 8));
-    }
-    PQclear(r);
-    return rc;
-}
-
-/* The last context_max messages, oldest first; the customer's messages since
- * the last outbound one also form the question for the knowledge search. */
-static int load_context(PGconn *c, struct gen_job *j)
-{
-    char lim[16];
-    snprintf(lim, sizeof lim, "%d", j->context_max > 0 ? j->context_max : 1);
-    const char *p[] = {j->tenant, j->conversation, lim};
-    PGresult *r = NULL;
-    int rc = db_exec(c,
-                     "SELECT direction, content FROM (SELECT direction, content, created_at, id "
-                     "FROM messages WHERE tenant_id = $1 AND conversation_id = $2 "
-                     "AND type NOT IN ('reaction', 'system') AND content <> '' "
-                     "AND status <> 'failed' ORDER BY created_at DESC, id DESC LIMIT $3::int) m "
-                     "ORDER BY created_at, id",
-                     3, p, &r, &j->dberr);
-    if (rc != 0)
-        return rc;
-    int n = PQntuples(r);
-    rc = gen_context_reserve(j, (size_t)n);
-    for (int i = 0; rc == 0 && i < n; i++) {
-        bool inbound = strcmp(PQgetvalue(r, i, 0), "inbound") == 0;
-        rc = gen_context_add(j, inbound ? "user" : "assistant", PQgetvalue(r, i, 1));
-        if (rc == 0 && inbound && j->question.len < QUESTION_MAX)
-            rc = sb_buf_appendf(&j->question, "%s%s", j->question.len ? "\n" : "",
-                                PQgetvalue(r, i, 1));
-        else if (!inbound)
-            sb_buf_reset(&j->question); /* answered already */
-    }
-    PQclear(r);
-    return rc;
-}
-
-/* The checks every step repeats, as columns from `col` on: owner, status,
- * assistant, channel, "is the newest customer message", "answered already". */
-#define WANTED_COLUMNS(msg)                                                                        \
-    "c.owner, c.status, coalesce(c.assistant_id::text, ''), c.channel_id, "                        \
-    "(SELECT m.id FROM messages m WHERE m.tenant_id = c.tenant_id AND "                           \
-    " m.conversation_id = c.id AND m.direction = 'inbound' "                                      \
-    " ORDER BY m.created_at DESC, m.id DESC LIMIT 1) = " msg ", "                                 \
-    "EXISTS (SELECT 1 FROM messages m WHERE m.tenant_id = c.tenant_id AND "                       \
-    " m.conversation_id = c.id AND m.sender_type = 'bot' AND "                                    \
-    " m.metadata->>'reply_to_message_id' = " msg "::text) "
-
-/* Reads the checks into j: its assistant and channel, and j->skip with a
- * reason when there is nothing (any more) to answer. */
-static void read_wanted(struct gen_job *j, const PGresult *r, int row, int col)
+void gen_read_wanted(struct gen_job *j, const PGresult *r, int row, int col)
 {
     const char *assistant = PQgetvalue(r, row, col + 2);
     j->skip = strcmp(PQgetvalue(r, row, col + 1), "open") != 0 ? "conversation closed"
@@ -136,72 +25,6 @@ static void read_wanted(struct gen_job *j, const PGresult *r, int row, int col)
                                                                : NULL;
     snprintf(j->assistant, sizeof j->assistant, "%s", assistant);
     snprintf(j->channel, sizeof j->channel, "%s", PQgetvalue(r, row, col + 3));
-}
-
-static int still_wanted(PGconn *c, struct gen_job *j)
-{
-    const char *p[] = {j->tenant, j->conversation, j->message};
-    PGresult *r = NULL;
-    int rc = db_exec(c,
-                     "SELECT " WANTED_COLUMNS("$3::uuid")
-                     "FROM conversations c WHERE c.tenant_id = $1 AND c.id = $2",
-                     3, p, &r, &j->dberr);
-    if (rc != 0)
-        return rc;
-    if (PQntuples(r) == 0)
-        j->skip = "conversation not found";
-    else
-        read_wanted(j, r, 0, 0);
-    PQclear(r);
-    return 0;
-}
-
-static int add_knowledge(PGconn *c, struct gen_job *j)
-{
-    struct retrieval_hit *hits = calloc(KNOWLEDGE_HITS, sizeof *hits);
-    int n = 0;
-    if (!hits)
-        return -ENOMEM;
-    int rc = retrieval_search(c, j->tenant, j->assistant, j->question.data, KNOWLEDGE_HITS, hits, &n);
-    if (rc == 0 && n > 0)
-        rc = sb_buf_append_str(&j->system,
-                               "\n\nUse the following facts from the knowledge base when they "
-                               "answer the customer:");
-    for (int i = 0; rc == 0 && i < n; i++)
-        rc = sb_buf_appendf(&j->system, "\n- %s%s%s", hits[i].title, hits[i].title[0] ? ": " : "",
-                            hits[i].content);
-    free(hits);
-    return rc;
-}
-
-static int prepare_tx(PGconn *c, void *arg)
-{
-    struct gen_job *j = arg;
-    int rc = still_wanted(c, j);
-    if (rc != 0 || j->skip)
-        return rc;
-    rc = load_assistant(c, j);
-    if (rc == SB_ENOTFOUND) {
-        j->skip = "the assistant is inactive";
-        return 0;
-    }
-    if (rc == 0 && !gen_use_retrieval(j)) {
-        bool allowed = true;
-        rc = spend_check(j->p->spend, c, j->tenant, &allowed, &j->spent, &j->cap);
-        j->capped = !allowed;
-    }
-    if (rc == 0)
-        rc = load_context(c, j);
-    if (rc == 0 && gen_use_retrieval(j))
-        rc = retrieval_answer(c, j->tenant, j->assistant, j->question.data, j->fallback, &j->reply);
-    else if (rc == 0)
-        rc = add_knowledge(c, j);
-    return rc;
-}
-
-int gen_prepare(struct gen_job *j)
-{
-    return db_tenant_tx(j->p->svc->db, j->tenant, prepare_tx, j);
 }
 
 /* ---------------------------------------------------------------- finish
@@ -219,9 +42,9 @@ struct finish {
 };
 
 /* Every wanted job of the batch: conversation locked in id order (two batches
- * never wait on each other in a cycle), then the checks of still_wanted. */
+ * never wait on each other in a cycle), then the checks of prepare. */
 static const char WANTED_BATCH_SQL[] =
-    "SELECT w.i, " WANTED_COLUMNS("w.msg")
+    "SELECT w.i, " GEN_SQL_WANTED_COLUMNS("w.msg")
     "FROM unnest($2::uuid[], $3::uuid[]) WITH ORDINALITY AS w(conv, msg, i) "
     "JOIN conversations c ON c.tenant_id = $1::uuid AND c.id = w.conv "
     "ORDER BY c.id FOR UPDATE OF c";
@@ -297,7 +120,7 @@ static int check_batch(PGconn *c, struct finish *f)
             rc = SB_EDB;
             break;
         }
-        read_wanted(f->jobs[i - 1], r, row, 1);
+        gen_read_wanted(f->jobs[i - 1], r, row, 1);
     }
     PQclear(r);
     /* Two replies for one conversation in a batch: the later one waits for the
@@ -413,30 +236,45 @@ static int finish_tx(PGconn *c, void *arg)
 }
 
 /* After the commit: spend tallies, then SendToChannel and the event for each
- * stored reply (a sender must find the committed message; a reply stored but
- * not queued is found by the stalled-message sweep). */
-static void after_finish(struct gen_job *j)
+ * stored reply, all of them in two pipelined round trips (a sender must find
+ * the committed message; a reply stored but not queued is found by the
+ * stalled-message sweep). */
+static void after_finish(struct gen_job **jobs, size_t n)
 {
-    struct processor *p = j->p;
-    if (j->again)
-        return; /* counted by its own finish */
-    if (!gen_use_retrieval(j))
-        spend_add(p->spend, p->svc->db, j->tenant, j->cost, j->tokens_in, j->tokens_out);
-    if (!finish_wanted(j))
-        return;
-    if (command_enqueue(p, PROC_STREAM_SEND, j->tenant, j->conversation, j->reply_id,
-                        j->correlation, 1) != 0)
-        sb_log_warn(p->svc->log, NULL, "reply %s stored but not queued; the sweep will send it",
-                    j->reply_id);
-    struct domain_message_summary s = {.id = j->reply_id, .conversation_id = j->conversation,
-                                       .channel_id = j->channel, .type = DOMAIN_TYPE_TEXT,
-                                       .direction = DOMAIN_OUTBOUND, .sender = DOMAIN_SENDER_BOT,
-                                       .status = DOMAIN_STATUS_QUEUED, .content = j->reply.data,
-                                       .created_ms = sb_now_ms()};
-    events_emit(p->events, domain_event_envelope(DOMAIN_EVENT_AI_RESPONSE_GENERATED, j->tenant,
-                                                 sb_now_ms(),
-                                                 j->correlation[0] ? j->correlation : NULL, NULL,
-                                                 domain_message_summary_json(&s)));
+    struct processor *p = jobs[0]->p;
+    struct command cmds[GEN_FINISH_BATCH_MAX];
+    bool queued[GEN_FINISH_BATCH_MAX];
+    struct gen_job *sent[GEN_FINISH_BATCH_MAX];
+    struct events_batch events;
+    size_t ncmds = 0;
+    events_batch_init(&events, p->events);
+    for (size_t i = 0; i < n; i++) {
+        struct gen_job *j = jobs[i];
+        if (j->again)
+            continue; /* counted by its own finish */
+        if (!gen_use_retrieval(j))
+            spend_add(p->spend, p->svc->db, j->tenant, j->cost, j->tokens_in, j->tokens_out);
+        if (!finish_wanted(j))
+            continue;
+        sent[ncmds] = j;
+        cmds[ncmds++] = (struct command){j->tenant, j->conversation, j->reply_id, j->correlation, 1};
+        struct domain_message_summary s = {.id = j->reply_id, .conversation_id = j->conversation,
+                                           .channel_id = j->channel, .type = DOMAIN_TYPE_TEXT,
+                                           .direction = DOMAIN_OUTBOUND,
+                                           .sender = DOMAIN_SENDER_BOT,
+                                           .status = DOMAIN_STATUS_QUEUED, .content = j->reply.data,
+                                           .created_ms = sb_now_ms()};
+        events_batch_add(&events,
+                         domain_event_envelope(DOMAIN_EVENT_AI_RESPONSE_GENERATED, j->tenant,
+                                               sb_now_ms(), j->correlation[0] ? j->correlation : NULL,
+                                               NULL, domain_message_summary_json(&s)));
+    }
+    if (ncmds && command_enqueue_many(p, PROC_STREAM_SEND, cmds, ncmds, queued) > 0)
+        for (size_t i = 0; i < ncmds; i++)
+            if (!queued[i])
+                sb_log_warn(p->svc->log, NULL, "reply %s stored but not queued; the sweep will "
+                            "send it", sent[i]->reply_id);
+    events_batch_flush(&events);
 }
 
 void gen_finish_batch(struct gen_job **jobs, size_t n, int *rcs)
@@ -455,21 +293,14 @@ void gen_finish_batch(struct gen_job **jobs, size_t n, int *rcs)
             gen_finish_batch(&jobs[i], 1, &rcs[i]);
         return;
     }
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n; i++)
         rcs[i] = rc;
-        if (rc != 0)
-            continue;
-        after_finish(jobs[i]);
+    if (rc != 0)
+        return;
+    after_finish(jobs, n);
+    for (size_t i = 0; i < n; i++)
         if (jobs[i]->again) /* its conversation had an earlier reply in this batch */
             gen_finish_batch(&jobs[i], 1, &rcs[i]);
-    }
-}
-
-int gen_finish(struct gen_job *j)
-{
-    int rc = 0;
-    gen_finish_batch(&j, 1, &rc);
-    return rc;
 }
 
 static int release_tx(PGconn *c, void *arg)

@@ -1,5 +1,5 @@
 /* generate.h - internal to sabia-processor: one GenerateAIResponse job as it
- * goes through prepare (generate.c), the provider call (answer.c) and
+ * goes through prepare (prepare.c), the provider call (answer.c) and
  * finish (generate.c). A job is heap-allocated because a model call completes
  * on the LLM engine's thread, after the stream handler has returned. */
 #ifndef SABIA_PROCESSOR_GENERATE_H
@@ -10,7 +10,9 @@
 #include "processor.h"
 
 #define GEN_PROMPT_MAX (256u * 1024u) /* system prompt with knowledge, bytes */
-#define GEN_FINISH_BATCH_MAX 64                 /* replies stored by one transaction */
+#define GEN_BATCH_MAX 64                        /* jobs of one batch, at most */
+#define GEN_PREPARE_BATCH_MAX GEN_BATCH_MAX     /* commands prepared by one transaction */
+#define GEN_FINISH_BATCH_MAX GEN_BATCH_MAX                 /* replies stored by one transaction */
 #define GEN_FINISH_BATCH_BYTES (4u * 1024u * 1024u) /* their text, together (one may exceed it) */
 
 struct gen_job {
@@ -49,7 +51,7 @@ struct gen_job {
     bool again;                          /* an earlier job of its batch answers the same
                                             conversation: finished on its own afterwards */
     struct sb_buf dberr;                 /* the last database error, for the logs */
-    struct batchq_item qi;               /* completion queue */
+    struct batchq_item qi;               /* the prepare queue, later the completion queue */
 };
 
 struct gen_job *gen_job_new(struct processor *p);
@@ -63,16 +65,36 @@ int gen_open_key(struct gen_job *j, const char *bytea_text) SB_MUST_USE;
  * monthly LLM spend cap is reached. */
 bool gen_use_retrieval(const struct gen_job *j);
 
-/* generate.c: loads everything (and answers at once for retrieval). */
-int gen_prepare(struct gen_job *j) SB_MUST_USE;
+/* The checks prepare and finish both make, as SQL columns of a row of
+ * conversations c, for the customer message `msg` (an SQL expression):
+ * owner, status, assistant, channel, "is the newest customer message",
+ * "answered already". */
+#define GEN_SQL_WANTED_COLUMNS(msg)                                                                \
+    "c.owner, c.status, coalesce(c.assistant_id::text, ''), c.channel_id, "                        \
+    "(SELECT m.id FROM messages m WHERE m.tenant_id = c.tenant_id AND "                           \
+    " m.conversation_id = c.id AND m.direction = 'inbound' "                                      \
+    " ORDER BY m.created_at DESC, m.id DESC LIMIT 1) = " msg ", "                                 \
+    "EXISTS (SELECT 1 FROM messages m WHERE m.tenant_id = c.tenant_id AND "                       \
+    " m.conversation_id = c.id AND m.sender_type = 'bot' AND "                                    \
+    " m.metadata->>'reply_to_message_id' = " msg "::text) "
+
+/* Reads those columns (from `col` on) into j: its assistant and channel, and
+ * j->skip with a reason when there is nothing (any more) to answer. */
+void gen_read_wanted(struct gen_job *j, const PGresult *r, int row, int col);
+
+/* prepare.c: for n (1..GEN_PREPARE_BATCH_MAX) commands of one tenant, in one
+ * transaction: the checks (j->skip), then for each job still wanted its
+ * assistant, context and knowledge, and the reply itself when the
+ * retrieval-only provider answers. 0, or a negative code for the whole batch. */
+int gen_prepare_batch(struct gen_job **jobs, size_t n) SB_MUST_USE;
+
 /* Ends the buffer's lease when no reply will come for this message (already
  * answered, a human has it, …) unless a newer customer message is waiting. */
 int gen_release_buffer(struct gen_job *j) SB_MUST_USE;
-/* generate.c: stores the reply and queues SendToChannel (re-checking that it is
- * still wanted). 0, or a negative code to retry the job later. */
-int gen_finish(struct gen_job *j) SB_MUST_USE;
-/* The same for n (1..GEN_FINISH_BATCH_MAX) completed jobs of one tenant, in
- * one transaction; rcs[i] gets job i's result. */
+/* generate.c: stores the replies of n (1..GEN_FINISH_BATCH_MAX) completed
+ * jobs of one tenant and queues SendToChannel for each, in one transaction
+ * (re-checking that each is still wanted); rcs[i] gets job i's result: 0, or
+ * a negative code to retry the job later. */
 void gen_finish_batch(struct gen_job **jobs, size_t n, int *rcs);
 
 #endif

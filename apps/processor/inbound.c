@@ -106,11 +106,14 @@ static void after(struct processor *p, struct ingest *in)
         if (buffer_arm(p, in->tenant, a->conversation_id, a->deadline_ms) != 0)
             sb_log_warn(p->svc->log, NULL, "reply deadline not armed in Redis; the sweep will");
     }
+    struct events_batch events;
+    events_batch_init(&events, p->events);
     for (size_t i = 0; i < in->after.nevents; i++) {
-        events_emit(p->events, in->after.events[i]);
+        events_batch_add(&events, in->after.events[i]);
         in->after.events[i] = NULL;
     }
     in->after.nevents = 0;
+    events_batch_flush(&events);
 }
 
 struct dead_mark {

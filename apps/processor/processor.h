@@ -5,11 +5,13 @@
  *               conversations, messages and status reports (store.c)
  *   buffer.c    the reply buffer: deadlines in a Redis sorted set, the flush
  *               that turns a quiet conversation into a GenerateAIResponse
- *   generate.c  GenerateAIResponse: context, knowledge, provider call
+ *   prepare.c   GenerateAIResponse: checks, context, knowledge (batches)
+ *   answer.c    GenerateAIResponse: provider call, job lifecycle
+ *   generate.c  GenerateAIResponse: the replies stored (batches)
  *   send.c      SendToChannel: WhatsApp, Instagram, web widget; statuses
  *   schedule.c  due work: retries with backoff, auto-resume, sweeps that
  *               re-arm what Redis lost
- *   batchq.c    the job queue served in batches (finishes, sends)
+ *   batchq.c    the job queue served in batches (prepares, finishes, sends)
  *
  * Streams and keys (docs/processor.md):
  *   sabia:events:inbound    gateway wake-ups (group "processor")
@@ -79,6 +81,7 @@ struct processor {
     const char *openai_key, *anthropic_key; /* instance-wide keys; "" when none */
     const char *openai_base, *anthropic_base, *compatible_base; /* "" = provider default */
     const char *default_model_openai, *default_model_anthropic;
+    struct batchq *prepq;                /* GenerateAIResponse commands awaiting a preparer (answer.c) */
     struct batchq *completions;          /* completed model calls awaiting their finish (answer.c) */
     struct schedule *schedule;
     struct metric *m_replies;    /* processor_replies_total{provider,result} */
@@ -118,9 +121,10 @@ struct followup_armed {
 };
 int followup_schedule(PGconn *c, const char *tenant, size_t n, const char *const *conversations,
                       const char *const *messages, struct followup_armed **out) SB_MUST_USE;
-/* After the commit: arms the job in Redis and announces followup.scheduled. */
+/* After the commit: arms the job in Redis and adds followup.scheduled to
+ * `events`. */
 void followup_armed(struct processor *p, const char *tenant, const char *conversation,
-                    const struct followup_armed *a);
+                    const struct followup_armed *a, struct events_batch *events);
 /* Runs one due follow-up job. */
 void followup_run(struct processor *p, const char *tenant, const char *job);
 
@@ -129,6 +133,16 @@ void followup_run(struct processor *p, const char *tenant, const char *job);
 int command_enqueue(struct processor *p, const char *stream, const char *tenant_id,
                     const char *conversation_id, const char *message_id,
                     const char *correlation_id, unsigned attempt) SB_MUST_USE;
+/* The same for n commands, pipelined (COMMAND_BATCH_MAX per round trip);
+ * queued[i] (queued may be NULL) says whether command i was. Returns how many
+ * were not. */
+#define COMMAND_BATCH_MAX 128
+struct command {
+    const char *tenant_id, *conversation_id, *message_id, *correlation_id; /* ids may be NULL */
+    unsigned attempt;
+};
+size_t command_enqueue_many(struct processor *p, const char *stream, const struct command *cmds,
+                            size_t n, bool *queued);
 /* Queues the same command again after `delay_ms` (through sabia:retry). */
 int command_retry_later(struct processor *p, const char *stream, const char *tenant_id,
                         const char *conversation_id, const char *message_id,

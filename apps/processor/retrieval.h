@@ -16,17 +16,34 @@ struct retrieval_hit {
     double rank;
 };
 
-/* Finds up to `limit` (≤ RETRIEVAL_MAX_HITS) chunks of the assistant's
- * knowledge that share words (after stemming in each chunk's language) with
- * `question`, best first. Runs on `c` inside the caller's tenant-scoped
- * transaction. *n gets the count (0 when nothing matches). */
+/* One question asked of an assistant's knowledge. */
+struct retrieval_query {
+    const char *assistant_id;
+    const char *question;          /* its first RETRIEVAL_QUERY_MAX bytes are used */
+    int limit;                     /* 1..RETRIEVAL_MAX_HITS */
+    struct retrieval_hit *hits;    /* room for `limit` */
+    int n;                         /* out: hits found, best first */
+};
+
+/* Answers n questions (of one tenant, any assistants) with one statement on
+ * `c`, inside the caller's tenant-scoped transaction: up to `limit` chunks of
+ * each assistant's knowledge that share words (after stemming in each chunk's
+ * language) with its question. An empty question finds nothing. */
+int retrieval_search_many(PGconn *c, const char *tenant_id, struct retrieval_query *qs,
+                          size_t n) SB_MUST_USE;
+
+/* The same for one question; *n gets the count of hits. */
 int retrieval_search(PGconn *c, const char *tenant_id, const char *assistant_id,
                      const char *question, int limit, struct retrieval_hit *hits,
                      int *n) SB_MUST_USE;
 
-/* The retrieval-only provider's reply: the best matching chunk, labelled as
- * coming from the knowledge base, or `fallback` (labelled too) when nothing
- * matches. Appends to `out`. */
+/* The retrieval-only provider's reply from the hits of a search: the best
+ * chunk, labelled as coming from the knowledge base, or `fallback` (labelled
+ * too) when there is none. Appends to `out`. */
+int retrieval_reply(const struct retrieval_hit *hits, int n, const char *fallback,
+                    struct sb_buf *out) SB_MUST_USE;
+
+/* Search (one hit) and reply in one call. */
 int retrieval_answer(PGconn *c, const char *tenant_id, const char *assistant_id,
                      const char *question, const char *fallback, struct sb_buf *out) SB_MUST_USE;
 

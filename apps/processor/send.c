@@ -189,9 +189,15 @@ static int claim_tx(PGconn *c, void *arg)
     return rc == 0 ? send_record(c, b->jobs, b->n) : rc;
 }
 
-static void ack(struct send_job *s)
+/* Acknowledges the commands of n jobs with one XACK. */
+static void ack(struct processor *p, struct send_job **jobs, size_t n)
 {
-    (void)!bus_stream_ack(s->p->svc->bus, PROC_STREAM_SEND, PROC_GROUP, s->entry_id);
+    const char *ids[SEND_BATCH_MAX] = {0};
+    for (size_t i = 0; i < n; i++)
+        ids[i] = jobs[i]->entry_id;
+    if (bus_stream_ack_many(p->svc->bus, PROC_STREAM_SEND, PROC_GROUP, ids, n) != 0)
+        sb_log_warn(p->svc->log, NULL, "%zu SendToChannel commands done but not acknowledged; "
+                    "they will be checked again", n);
 }
 
 /* Outcomes to record, and the claimed messages still waiting for their
@@ -234,24 +240,39 @@ static void record(struct processor *p, struct outcomes *o)
     const char *stage[] = {"record"};
     int rc = db_tenant_tx(p->svc->db, o->jobs[0]->tenant, record_tx, o);
     metric_observe(p->m_batch, stage, (double)o->n);
+    struct events_batch events;
+    events_batch_init(&events, p->events);
     for (size_t i = 0; i < o->n; i++) {
         if (rc != 0) {
             o->jobs[i]->recorded = false;
             sb_log_error(p->svc->log, NULL, "message %s: outcome not recorded: %s",
                          o->jobs[i]->message, sb_strerror(rc));
         }
-        send_settled(o->jobs[i]);
-        ack(o->jobs[i]);
+        send_settled(o->jobs[i], &events);
     }
+    events_batch_flush(&events);
+    ack(p, o->jobs, o->n);
 }
 
-/* After a committed claim. */
-static void claimed(struct send_job *s)
+/* After a committed claim: what was settled by the claim itself is told
+ * about, and acknowledged. */
+static void claimed(struct processor *p, struct send_job **jobs, size_t n)
 {
-    if (s->failed_now)
-        send_failed_event(s);
-    if (s->inline_web)
-        send_settled(s);
+    struct send_job *done[SEND_BATCH_MAX];
+    size_t ndone = 0;
+    struct events_batch events;
+    events_batch_init(&events, p->events);
+    for (size_t i = 0; i < n; i++) {
+        struct send_job *s = jobs[i];
+        if (s->failed_now)
+            send_failed_event(s, &events);
+        if (s->inline_web)
+            send_settled(s, &events);
+        if (s->skip || s->inline_web)
+            done[ndone++] = s;
+    }
+    events_batch_flush(&events);
+    ack(p, done, ndone);
 }
 
 static void run_batch(struct processor *p, struct send_job **jobs, size_t n)
@@ -271,15 +292,12 @@ static void run_batch(struct processor *p, struct send_job **jobs, size_t n)
                         sb_strerror(rc));
         return;
     }
+    claimed(p, jobs, n);
     struct send_job *todo[SEND_BATCH_MAX];
     size_t ntodo = 0;
-    for (size_t i = 0; i < n; i++) {
-        claimed(jobs[i]);
-        if (jobs[i]->skip || jobs[i]->inline_web)
-            ack(jobs[i]);
-        else
+    for (size_t i = 0; i < n; i++)
+        if (!jobs[i]->skip && !jobs[i]->inline_web)
             todo[ntodo++] = jobs[i];
-    }
     /* Over HTTP, one at a time; every SEND_RENEW_MS what was delivered is
      * recorded and the rest's claims renewed, so no message stays `processing`
      * long enough to be taken for abandoned. */

@@ -62,12 +62,12 @@ void send_decide(struct send_job *s);
 /* settle.c: records the outcomes of jobs[0..n) (those with a status) inside
  * the caller's transaction, and their follow-ups. */
 int send_record(PGconn *c, struct send_job **jobs, size_t n) SB_MUST_USE;
-/* settle.c: after the commit: retries, dead letters, follow-ups armed,
- * events and metrics of one recorded job. */
-void send_settled(struct send_job *s);
+/* settle.c: after the commit: retries, dead letters, follow-ups armed and
+ * metrics of one recorded job; its events are added to `events`. */
+void send_settled(struct send_job *s, struct events_batch *events);
 /* settle.c: marks the message failed inside the caller's transaction (the
  * job is skipped from then on); send_failed_event() tells, once committed. */
 int send_settle_failed(PGconn *c, struct send_job *s, const char *code, const char *reason) SB_MUST_USE;
-void send_failed_event(struct send_job *s);
+void send_failed_event(struct send_job *s, struct events_batch *events);
 
 #endif

@@ -40,7 +40,8 @@ int send_open_token(struct send_job *s, const char *bytea_text)
     return proc_open_secret(s->p->master, bytea_text, aad, &s->token);
 }
 
-static void emit(struct send_job *s, enum domain_status st, const char *code, const char *reason)
+static void emit(struct send_job *s, struct events_batch *events, enum domain_status st,
+                 const char *code, const char *reason)
 {
     enum domain_event ev;
     if (domain_status_event(st, &ev) != 0)
@@ -52,9 +53,9 @@ static void emit(struct send_job *s, enum domain_status st, const char *code, co
                                       .provider_message_id = s->provider_id[0] ? s->provider_id : NULL,
                                       .status = st, .at_ms = sb_now_ms(), .error_code = c,
                                       .error_title = code, .error_details = reason};
-    events_emit(s->p->events, domain_event_envelope(ev, s->tenant, sb_now_ms(),
-                                                    s->correlation[0] ? s->correlation : NULL,
-                                                    NULL, domain_status_change_json(&ch)));
+    events_batch_add(events, domain_event_envelope(ev, s->tenant, sb_now_ms(),
+                                                   s->correlation[0] ? s->correlation : NULL, NULL,
+                                                   domain_status_change_json(&ch)));
 }
 
 int send_settle_failed(PGconn *c, struct send_job *s, const char *code, const char *reason)
@@ -70,9 +71,9 @@ int send_settle_failed(PGconn *c, struct send_job *s, const char *code, const ch
                    4, p, NULL, NULL);
 }
 
-void send_failed_event(struct send_job *s)
+void send_failed_event(struct send_job *s, struct events_batch *events)
 {
-    emit(s, DOMAIN_STATUS_FAILED, s->code, s->reason);
+    emit(s, events, DOMAIN_STATUS_FAILED, s->code, s->reason);
 }
 
 void send_decide(struct send_job *s)
@@ -212,7 +213,7 @@ static void dead_letter(struct send_job *s)
         sb_log_warn(s->p->svc->log, NULL, "message %s: dead letter not written", s->message);
 }
 
-void send_settled(struct send_job *s)
+void send_settled(struct send_job *s, struct events_batch *events)
 {
     if (!s->recorded)
         return; /* settled by someone else meanwhile */
@@ -222,9 +223,10 @@ void send_settled(struct send_job *s)
         sb_log_warn(s->p->svc->log, NULL, "message %s: retry not scheduled; the sweep will", s->message);
     if (s->exhausted)
         dead_letter(s);
-    followup_armed(s->p, s->tenant, s->conversation, &s->followup);
+    followup_armed(s->p, s->tenant, s->conversation, &s->followup, events);
     if (strcmp(s->status, "queued") != 0)
-        emit(s, s->result.ok ? DOMAIN_STATUS_SENT : DOMAIN_STATUS_FAILED, s->code, s->reason);
+        emit(s, events, s->result.ok ? DOMAIN_STATUS_SENT : DOMAIN_STATUS_FAILED, s->code,
+             s->reason);
     const char *labels[] = {s->type, s->status};
     metric_add(s->p->m_sends, labels, 1);
 }

@@ -179,6 +179,9 @@ int bus_stream_read_group(struct bus *b, const char *stream, const char *group,
  * success. Returns 0, -EINVAL, SB_EREDIS or a bus_command() failure. */
 int bus_stream_ack(struct bus *b, const char *stream, const char *group,
                    const char *id) SB_MUST_USE;
+/* The same for n (0..BUS_READ_MAX_COUNT) ids in one XACK. */
+int bus_stream_ack_many(struct bus *b, const char *stream, const char *group,
+                        const char *const *ids, size_t n) SB_MUST_USE;
 
 /* XAUTOCLAIM stream group consumer min_idle_ms start COUNT max: moves to
  * `consumer` the pending entries idle for at least min_idle_ms, scanning from

@@ -281,11 +281,29 @@ int bus_stream_read_group(struct bus *b, const char *stream, const char *group,
 
 int bus_stream_ack(struct bus *b, const char *stream, const char *group, const char *id)
 {
-    if (!b || !stream_key_ok(stream) || !stream_key_ok(group) || !stream_id_ok(id))
+    return bus_stream_ack_many(b, stream, group, &id, 1);
+}
+
+int bus_stream_ack_many(struct bus *b, const char *stream, const char *group,
+                        const char *const *ids, size_t n)
+{
+    if (!b || !stream_key_ok(stream) || !stream_key_ok(group) || !ids || n > BUS_READ_MAX_COUNT)
         return -EINVAL;
-    const char *argv[] = {"XACK", stream, group, id};
+    if (n == 0)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!stream_id_ok(ids[i]))
+            return -EINVAL;
+    const char **argv = malloc((3 + n) * sizeof *argv);
+    if (!argv)
+        return -ENOMEM;
+    argv[0] = "XACK";
+    argv[1] = stream;
+    argv[2] = group;
+    memcpy(argv + 3, ids, n * sizeof *ids);
     redisReply *r = NULL;
-    int rc = stream_run(b, BUS_COMMAND_TIMEOUT_MS, 4, argv, NULL, &r);
+    int rc = stream_run(b, BUS_COMMAND_TIMEOUT_MS, (int)(3 + n), argv, NULL, &r);
+    free(argv);
     if (rc != 0)
         return rc;
     if (r->type != REDIS_REPLY_INTEGER)

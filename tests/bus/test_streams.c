@@ -106,6 +106,37 @@ Test(streams, add_group_read_ack, .timeout = 30)
     bus_free(b);
 }
 
+Test(streams, ack_many_in_one_command, .timeout = 30)
+{
+    struct bus *b = open_bus(ts_env("SABIA_REDIS_URL"), 1, NULL);
+    char s[128], ids[5][64];
+    unique_stream(s, sizeof s);
+    cr_assert_eq(bus_group_create(b, s, "g", "0"), 0);
+    for (int i = 0; i < 5; i++)
+        add_one(b, s, "x", ids[i]);
+    struct bus_entry *e = NULL;
+    size_t n = 0;
+    read_group(b, s, "c", ">", 10, -1, &e, &n);
+    cr_assert_eq(n, 5);
+    bus_entries_free(e, n);
+    const char *acked[] = {ids[0], ids[2], ids[4]};
+    cr_assert_eq(bus_stream_ack_many(b, s, "g", acked, 3), 0);
+    cr_assert_eq(bus_stream_ack_many(b, s, "g", acked, 0), 0, "nothing to acknowledge");
+    read_group(b, s, "c", "0", 10, -1, &e, &n);
+    cr_assert_eq(n, 2, "the two not acknowledged stay pending");
+    cr_assert_str_eq(e[0].id, ids[1]);
+    cr_assert_str_eq(e[1].id, ids[3]);
+    bus_entries_free(e, n);
+    const char *bad[] = {ids[1], ""};
+    cr_assert_eq(bus_stream_ack_many(b, s, "g", bad, 2), -EINVAL, "one bad id refuses all");
+    read_group(b, s, "c", "0", 10, -1, &e, &n);
+    cr_assert_eq(n, 2);
+    bus_entries_free(e, n);
+    cr_assert_eq(bus_stream_ack_many(b, s, "g", bad, BUS_READ_MAX_COUNT + 1), -EINVAL);
+    del_key(b, s);
+    bus_free(b);
+}
+
 Test(streams, count_limits_batch, .timeout = 30)
 {
     struct bus *b = open_bus(ts_env("SABIA_REDIS_URL"), 1, NULL);

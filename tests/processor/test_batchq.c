@@ -105,7 +105,9 @@ Test(batchq, closing_without_draining_hands_back_the_queued_jobs)
         sleep_ms(1);
     for (int i = 1; i < 4; i++)
         cr_assert(batchq_put(q, &jobs[i].qi));
+    cr_assert_not(batchq_closed(q));
     batchq_close(q, false);
+    cr_assert(batchq_closed(q), "a worker held up elsewhere can see it");
     cr_assert_not(batchq_put(q, &jobs[0].qi), "a closed queue takes no job");
     pthread_mutex_unlock(&gate);
     batchq_free(q, discard);
