@@ -19,7 +19,7 @@ struct gen_job *gen_job_new(struct processor *p)
         return NULL;
     j->p = p;
     sb_buf_init(&j->system, GEN_PROMPT_MAX);
-    sb_buf_init(&j->question, 64 * 1024);
+    sb_buf_init(&j->question, GEN_QUESTION_MAX);
     sb_buf_init(&j->reply, 1024 * 1024);
     sb_buf_init(&j->dberr, 2048);
     return j;
@@ -271,6 +271,35 @@ static void on_llm_done(const struct llm_result *res, void *arg)
         gen_job_free(j); /* only if stopping out of order: left pending, reclaimed later */
 }
 
+/* The prompt's parts, taken out of a job. */
+struct prompt {
+    struct sb_buf system, question;
+    struct llm_message *context;
+    size_t ncontext;
+};
+
+static void take_prompt(struct gen_job *j, struct prompt *pr)
+{
+    *pr = (struct prompt){j->system, j->question, j->context, j->ncontext};
+    sb_buf_init(&j->system, GEN_PROMPT_MAX);
+    sb_buf_init(&j->question, GEN_QUESTION_MAX);
+    j->context = NULL;
+    j->ncontext = j->context_cap = 0;
+}
+
+static void free_prompt(struct prompt *pr)
+{
+    for (size_t i = 0; i < pr->ncontext; i++)
+        free((char *)pr->context[i].content);
+    free(pr->context);
+    sb_buf_cleanup(&pr->system);
+    sb_buf_cleanup(&pr->question);
+}
+
+/* The prompt is copied by llm_submit() and never needed again, so the job
+ * gives it up first (once submitted, the job is the engine's and may be
+ * completed and freed at any moment): a call in flight keeps only what its
+ * finish needs. */
 static int submit(struct gen_job *j)
 {
     struct processor *p = j->p;
@@ -282,12 +311,16 @@ static int submit(struct gen_job *j)
                  prov == LLM_ANTHROPIC ? p->default_model_anthropic : p->default_model_openai);
     if (prov == LLM_ANTHROPIC && j->temperature > 1.0)
         j->temperature = 1.0; /* Anthropic's range is 0..1; assistants allow up to 2 */
+    struct prompt pr;
+    take_prompt(j, &pr);
     struct llm_request req = {.provider = prov, .base_url = provider_base(j),
                               .api_key = provider_key(j), .model = j->model,
-                              .system = j->system.data, .messages = j->context,
-                              .nmessages = j->ncontext, .temperature = j->temperature,
+                              .system = pr.system.data, .messages = pr.context,
+                              .nmessages = pr.ncontext, .temperature = j->temperature,
                               .max_tokens = j->max_tokens, .idempotency_key = j->message};
-    return llm_submit(p->llm, &req, on_llm_done, j);
+    int rc = llm_submit(p->llm, &req, on_llm_done, j);
+    free_prompt(&pr);
+    return rc;
 }
 
 /* Back-pressure: a new model call starts only while the calls in flight and

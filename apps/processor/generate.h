@@ -10,6 +10,7 @@
 #include "processor.h"
 
 #define GEN_PROMPT_MAX (256u * 1024u) /* system prompt with knowledge, bytes */
+#define GEN_QUESTION_MAX (64u * 1024u) /* the unanswered customer text, bytes */
 #define GEN_BATCH_MAX 64                        /* jobs of one batch, at most */
 #define GEN_PREPARE_BATCH_MAX GEN_BATCH_MAX     /* commands prepared by one transaction */
 #define GEN_FINISH_BATCH_MAX GEN_BATCH_MAX                 /* replies stored by one transaction */
@@ -33,6 +34,7 @@ struct gen_job {
     long price_in, price_out;            /* micro-USD per million tokens */
     bool capped;                         /* the tenant's monthly spend cap is reached */
     long spent, cap;                     /* micro-USD, when capped (cap -1: none) */
+    /* the prompt: given up when the model call starts (answer.c, submit) */
     struct sb_buf system;                /* system prompt + personality + knowledge */
     struct sb_buf question;              /* the unanswered customer text */
     struct llm_message *context;         /* roles are static strings, contents owned */

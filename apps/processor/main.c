@@ -18,7 +18,8 @@ static const struct sb_config_spec SETTINGS[] = {
     {"SABIA_DOMAIN_EVENTS_STREAM", SB_CONFIG_STRING, "sabia:events:domain", 0, 0, false,
      "where domain events are published for the public API"},
     {"SABIA_PROCESSOR_INBOUND_THREADS", SB_CONFIG_INT, "2", 1, 64, false, "event consumers"},
-    {"SABIA_PROCESSOR_GENERATE_THREADS", SB_CONFIG_INT, "2", 1, 64, false, "reply generators"},
+    {"SABIA_PROCESSOR_GENERATE_THREADS", SB_CONFIG_INT, "2", 1, 64, false,
+     "threads preparing replies (checks, context, knowledge) in batches"},
     {"SABIA_PROCESSOR_SEND_THREADS", SB_CONFIG_INT, "4", 1, 64, false, "channel senders"},
     {"SABIA_PROCESSOR_COMPLETION_THREADS", SB_CONFIG_INT, "4", 1, 64, false,
      "threads storing the replies of finished model calls"},
@@ -70,9 +71,10 @@ static int processor_start(struct processor *p, struct service *svc)
         sb_log_error(svc->log, NULL, "config: SABIA_MASTER_KEY must be 64 hex characters");
         return SB_ECONFIG;
     }
-    long blocking = 1 + sb_config_int(cfg, "SABIA_PROCESSOR_INBOUND_THREADS") +
-                    sb_config_int(cfg, "SABIA_PROCESSOR_GENERATE_THREADS") +
-                    sb_config_int(cfg, "SABIA_PROCESSOR_SEND_THREADS");
+    /* Stream readers each hold a connection while blocked: the inbound
+     * consumers, and one reader each for generate, send and conversation
+     * commands (their work is done by threads that do not block on Redis). */
+    long blocking = 3 + sb_config_int(cfg, "SABIA_PROCESSOR_INBOUND_THREADS");
     if (blocking + 8 > 32 && blocking + 8 > sb_config_int(cfg, "SABIA_REDIS_POOL_SIZE")) {
         sb_log_error(svc->log, NULL,
                      "config: SABIA_REDIS_POOL_SIZE must be at least %ld for %ld worker threads",

@@ -311,6 +311,8 @@ static int add_knowledge(PGconn *c, struct prepare *b)
             rc = sb_buf_appendf(&j->system, "\n- %s%s%s", q->hits[h].title,
                                 q->hits[h].title[0] ? ": " : "", q->hits[h].content);
     }
+    for (size_t k = 0; qs && k < nq; k++)
+        retrieval_hits_free(qs[k].hits, qs[k].n);
     free(qs);
     free(hits);
     return rc;

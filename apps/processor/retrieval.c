@@ -14,17 +14,24 @@
 #define DEFAULT_FALLBACK \
     "I could not find that in our knowledge base. A member of our team will follow up."
 
+/* For each question (w), in each language its assistant's chunks use (one
+ * index probe per language of the chunks' CHECK list), the OR of the
+ * question's stemmed words; then the chunks of that language matching it. */
 static const char SEARCH_SQL[] =
     "SELECT w.i, h.title, h.content, h.rank "
     "FROM unnest($2::uuid[], $3::text[], $4::int[]) WITH ORDINALITY AS w(asst, question, lim, i) "
     "CROSS JOIN LATERAL (SELECT coalesce(kc.title, '') AS title, kc.content, kc.ordinal, "
-    "  ts_rank(kc.tsv, q.query) AS rank FROM knowledge_chunks kc "
-    "  JOIN knowledge_bases kb ON kb.tenant_id = kc.tenant_id AND kb.id = kc.knowledge_base_id "
-    "  CROSS JOIN LATERAL (SELECT to_tsquery(kc.language::regconfig, "
+    "  ts_rank(kc.tsv, q.query) AS rank "
+    "  FROM (VALUES ('simple'), ('portuguese'), ('english'), ('spanish')) AS lang(name) "
+    "  CROSS JOIN LATERAL (SELECT to_tsquery(lang.name::regconfig, "
     "      coalesce(string_agg(quote_literal(l), ' | '), '')) AS query "
-    "    FROM unnest(tsvector_to_array(to_tsvector(kc.language::regconfig, w.question))) AS l) q "
-    "  WHERE kc.tenant_id = $1::uuid AND kc.assistant_id = w.asst AND kb.status = 'ready' "
-    "    AND kc.tsv @@ q.query "
+    "    FROM unnest(tsvector_to_array(to_tsvector(lang.name::regconfig, w.question))) AS l) q "
+    "  JOIN knowledge_chunks kc ON kc.tenant_id = $1::uuid AND kc.assistant_id = w.asst "
+    "    AND kc.language = lang.name AND kc.tsv @@ q.query "
+    "  JOIN knowledge_bases kb ON kb.tenant_id = kc.tenant_id AND kb.id = kc.knowledge_base_id "
+    "    AND kb.status = 'ready' "
+    "  WHERE EXISTS (SELECT 1 FROM knowledge_chunks x WHERE x.tenant_id = $1::uuid "
+    "    AND x.assistant_id = w.asst AND x.language = lang.name) "
     "  ORDER BY rank DESC, kc.ordinal LIMIT w.lim) h "
     "ORDER BY w.i, h.rank DESC, h.ordinal";
 
@@ -47,6 +54,25 @@ static int fill_columns(struct db_array *a, struct retrieval_query *const *qs, s
     return rc;
 }
 
+void retrieval_hits_free(struct retrieval_hit *hits, int n)
+{
+    for (int i = 0; i < n; i++) {
+        free(hits[i].title);
+        free(hits[i].content);
+        hits[i].title = hits[i].content = NULL;
+    }
+}
+
+/* A heap copy of s, cut at a UTF-8 boundary to at most max bytes. */
+static char *copy_cut(const char *s, size_t max)
+{
+    size_t n = strnlen(s, max + 1);
+    char *c = malloc((n > max ? max : n) + 1);
+    if (c)
+        (void)domain_str_copy(c, (n > max ? max : n) + 1, s);
+    return c;
+}
+
 /* Rows come grouped by query (w.i, 1-based), best first. */
 static int read_hits(const PGresult *r, struct retrieval_query *const *qs, size_t n)
 {
@@ -58,9 +84,11 @@ static int read_hits(const PGresult *r, struct retrieval_query *const *qs, size_
         if (q->n >= q->limit)
             continue;
         struct retrieval_hit *h = &q->hits[q->n++];
-        (void)domain_str_copy(h->title, sizeof h->title, PQgetvalue(r, row, 1));
-        (void)domain_str_copy(h->content, sizeof h->content, PQgetvalue(r, row, 2));
+        h->title = copy_cut(PQgetvalue(r, row, 1), RETRIEVAL_TITLE_MAX);
+        h->content = copy_cut(PQgetvalue(r, row, 2), RETRIEVAL_HIT_MAX);
         h->rank = strtod(PQgetvalue(r, row, 3), NULL);
+        if (!h->title || !h->content)
+            return -ENOMEM;
     }
     return 0;
 }
@@ -96,6 +124,7 @@ int retrieval_search_many(PGconn *c, const char *tenant_id, struct retrieval_que
     size_t nasked = 0;
     int rc = 0;
     for (size_t i = 0; i < n; i++) {
+        retrieval_hits_free(qs[i].hits, qs[i].n); /* from an earlier run of the transaction */
         qs[i].n = 0;
         if (qs[i].limit <= 0 || qs[i].limit > RETRIEVAL_MAX_HITS)
             rc = -EINVAL;
@@ -112,7 +141,7 @@ int retrieval_search(PGconn *c, const char *tenant_id, const char *assistant_id,
                      const char *question, int limit, struct retrieval_hit *hits, int *n)
 {
     struct retrieval_query q = {.assistant_id = assistant_id, .question = question,
-                                .limit = limit, .hits = hits};
+                                .limit = limit, .hits = hits}; /* n 0: hits taken as empty */
     int rc = retrieval_search_many(c, tenant_id, &q, 1);
     *n = q.n;
     return rc;
@@ -140,6 +169,7 @@ int retrieval_answer(PGconn *c, const char *tenant_id, const char *assistant_id,
     int rc = retrieval_search(c, tenant_id, assistant_id, question, 1, hits, &n);
     if (rc == 0)
         rc = retrieval_reply(hits, n, fallback, out);
+    retrieval_hits_free(hits, n);
     free(hits);
     return rc;
 }

@@ -9,12 +9,18 @@
 #define RETRIEVAL_MAX_HITS 8
 #define RETRIEVAL_QUERY_MAX 4096   /* bytes of the question used for search */
 #define RETRIEVAL_HIT_MAX 4000     /* bytes of one chunk kept for the prompt */
+#define RETRIEVAL_TITLE_MAX 255    /* bytes of its title */
 
+/* One matching chunk; title and content are heap copies (content cut to
+ * RETRIEVAL_HIT_MAX bytes), freed by retrieval_hits_free(). */
 struct retrieval_hit {
-    char title[256];
-    char content[RETRIEVAL_HIT_MAX + 1];
+    char *title; /* "" when the chunk has none */
+    char *content;
     double rank;
 };
+
+/* Frees the strings of n hits. */
+void retrieval_hits_free(struct retrieval_hit *hits, int n);
 
 /* One question asked of an assistant's knowledge. */
 struct retrieval_query {
@@ -22,7 +28,7 @@ struct retrieval_query {
     const char *question;          /* its first RETRIEVAL_QUERY_MAX bytes are used */
     int limit;                     /* 1..RETRIEVAL_MAX_HITS */
     struct retrieval_hit *hits;    /* room for `limit` */
-    int n;                         /* out: hits found, best first */
+    int n;                         /* out: hits found, best first (the caller frees them) */
 };
 
 /* Answers n questions (of one tenant, any assistants) with one statement on
@@ -32,7 +38,8 @@ struct retrieval_query {
 int retrieval_search_many(PGconn *c, const char *tenant_id, struct retrieval_query *qs,
                           size_t n) SB_MUST_USE;
 
-/* The same for one question; *n gets the count of hits. */
+/* The same for one question; *n gets the count of hits (the caller frees
+ * them). */
 int retrieval_search(PGconn *c, const char *tenant_id, const char *assistant_id,
                      const char *question, int limit, struct retrieval_hit *hits,
                      int *n) SB_MUST_USE;

@@ -3,6 +3,7 @@
 #include "testsupport.h"
 
 #include <criterion/criterion.h>
+#include <stdlib.h>
 #include <string.h>
 
 static char T[SB_UUID_STRLEN], W[SB_UUID_STRLEN], A[SB_UUID_STRLEN], KB[SB_UUID_STRLEN];
@@ -78,6 +79,12 @@ static void ask(struct ask *q)
     cr_assert_eq(db_tenant_tx(POOL, T, search_tx, q), 0);
 }
 
+static void done(struct ask *q)
+{
+    retrieval_hits_free(q->hits, q->n);
+    sb_buf_cleanup(&q->answer);
+}
+
 Test(retrieval, stemmed_words_find_the_chunk)
 {
     struct ask q = {.assistant = A, .question = "Do you ship to Portugal?"};
@@ -85,7 +92,7 @@ Test(retrieval, stemmed_words_find_the_chunk)
     cr_assert_eq(q.n, 1);
     cr_assert_str_eq(q.hits[0].title, "Shipping");
     cr_assert(strstr(q.answer.data, "From our knowledge base (Shipping): We ship"), "%s", q.answer.data);
-    sb_buf_cleanup(&q.answer);
+    done(&q);
 }
 
 Test(retrieval, each_chunk_in_its_own_language)
@@ -94,7 +101,7 @@ Test(retrieval, each_chunk_in_its_own_language)
     ask(&q);
     cr_assert_geq(q.n, 1);
     cr_assert_str_eq(q.hits[0].title, "Devoluções");
-    sb_buf_cleanup(&q.answer);
+    done(&q);
 }
 
 Test(retrieval, nothing_matches_gives_the_labelled_fallback)
@@ -103,7 +110,7 @@ Test(retrieval, nothing_matches_gives_the_labelled_fallback)
     ask(&q);
     cr_assert_eq(q.n, 0);
     cr_assert(strncmp(q.answer.data, "[automatic reply] ", 18) == 0, "%s", q.answer.data);
-    sb_buf_cleanup(&q.answer);
+    done(&q);
 }
 
 Test(retrieval, other_assistants_knowledge_is_not_used)
@@ -113,7 +120,7 @@ Test(retrieval, other_assistants_knowledge_is_not_used)
     struct ask q = {.assistant = other, .question = "Do you ship?"};
     ask(&q);
     cr_assert_eq(q.n, 0);
-    sb_buf_cleanup(&q.answer);
+    done(&q);
 }
 
 Test(retrieval, empty_or_hostile_questions_are_harmless)
@@ -121,9 +128,60 @@ Test(retrieval, empty_or_hostile_questions_are_harmless)
     struct ask q = {.assistant = A, .question = ""};
     ask(&q);
     cr_assert_eq(q.n, 0);
-    sb_buf_cleanup(&q.answer);
+    done(&q);
     struct ask q2 = {.assistant = A, .question = "ship' | !(:*) & ''); DROP TABLE messages; --"};
     ask(&q2);
     cr_assert_geq(q2.n, 1, "the words still count; the syntax is not interpreted");
-    sb_buf_cleanup(&q2.answer);
+    done(&q2);
+}
+
+struct many {
+    struct retrieval_query qs[4];
+    struct retrieval_hit hits[4][RETRIEVAL_MAX_HITS];
+};
+
+static int many_tx(PGconn *c, void *arg)
+{
+    struct many *m = arg;
+    return retrieval_search_many(c, T, m->qs, 4);
+}
+
+Test(retrieval, many_questions_in_one_statement_each_get_their_own_hits)
+{
+    char other[SB_UUID_STRLEN];
+    cr_assert_eq(sb_uuid_v7_str(other), 0);
+    struct many m = {.qs = {
+        {.assistant_id = A, .question = "When are you open?", .limit = 3},
+        {.assistant_id = A, .question = "", .limit = 3},
+        {.assistant_id = other, .question = "Do you ship?", .limit = 3},
+        {.assistant_id = A, .question = "ship devoluções hours", .limit = 2},
+    }};
+    for (int i = 0; i < 4; i++)
+        m.qs[i].hits = m.hits[i];
+    cr_assert_eq(db_tenant_tx(POOL, T, many_tx, &m), 0);
+    cr_assert_eq(m.qs[0].n, 1);
+    cr_assert_str_eq(m.qs[0].hits[0].title, "Hours");
+    cr_assert_eq(m.qs[1].n, 0, "an empty question finds nothing");
+    cr_assert_eq(m.qs[2].n, 0, "another assistant's question sees none of A's knowledge");
+    cr_assert_eq(m.qs[3].n, 2, "three chunks match, the limit is two");
+    for (int i = 0; i < 4; i++)
+        retrieval_hits_free(m.qs[i].hits, m.qs[i].n);
+}
+
+Test(retrieval, a_long_question_is_cut_on_a_character_boundary)
+{
+    /* "ç" is two bytes: cutting at RETRIEVAL_QUERY_MAX lands inside one
+     * unless the cut respects UTF-8 (PostgreSQL would refuse the text). */
+    size_t len = RETRIEVAL_QUERY_MAX + 64;
+    char *long_q = malloc(len + 1);
+    cr_assert_not_null(long_q);
+    memcpy(long_q, "ship ", 5);
+    for (size_t i = 5; i + 2 <= len; i += 2)
+        memcpy(long_q + i, "\xc3\xa7", 2);
+    long_q[len - (len - 5) % 2] = '\0';
+    struct ask q = {.assistant = A, .question = long_q};
+    ask(&q);
+    cr_assert_geq(q.n, 1, "the words within the limit still count");
+    done(&q);
+    free(long_q);
 }
