@@ -574,6 +574,9 @@ if [ "$DIAG" = 1 ]; then
             echo "  perf, PostgreSQL's hottest functions (share of all samples):"
             perf report -i "$TMP/perf.data" --no-children --comm postgres --sort dso,sym --stdio -g none \
                 2>/dev/null | awk '/^ *[0-9.]+%/ && n++ < 12 { print "    " $0 }'
+            echo "  perf, the processor's hottest functions, every thread (share of all samples):"
+            perf report -i "$TMP/perf.data" --no-children --pid "$PROC_PID" --sort dso,sym --stdio \
+                -g none 2>/dev/null | awk '/^ *[0-9.]+%/ && n++ < 25 { print "    " $0 }'
         fi
     )
 fi

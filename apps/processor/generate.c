@@ -49,17 +49,18 @@ static const char WANTED_BATCH_SQL[] =
     "JOIN conversations c ON c.tenant_id = $1::uuid AND c.id = w.conv "
     "ORDER BY c.id FOR UPDATE OF c";
 
+/* Reply ids are UUIDv7 made here (time-ordered: new rows go to the right
+ * edge of the indexes on id). */
 static const char REPLIES_SQL[] =
-    "INSERT INTO messages (tenant_id, conversation_id, channel_id, direction, sender_type, type, "
-    "content, metadata, status, llm_model, tokens_in, tokens_out, correlation_id) "
-    "SELECT $1::uuid, u.conv, u.chan, 'outbound', 'bot', 'text', u.body, "
+    "INSERT INTO messages (id, tenant_id, conversation_id, channel_id, direction, sender_type, "
+    "type, content, metadata, status, llm_model, tokens_in, tokens_out, correlation_id) "
+    "SELECT u.id, $1::uuid, u.conv, u.chan, 'outbound', 'bot', 'text', u.body, "
     "jsonb_strip_nulls(jsonb_build_object('reply_to_message_id', u.msg::text, "
     "'provider', u.provider, 'spend_cap_reached', CASE WHEN u.capped THEN true END)), "
     "'queued', NULLIF(u.model, ''), u.tin, u.tout, u.corr "
     "FROM unnest($2::uuid[], $3::uuid[], $4::text[], $5::uuid[], $6::text[], $7::text[], "
-    "$8::int[], $9::int[], $10::text[], $11::boolean[]) WITH ORDINALITY "
-    "AS u(conv, chan, body, msg, provider, model, tin, tout, corr, capped, i) ORDER BY u.i "
-    "RETURNING id, conversation_id";
+    "$8::int[], $9::int[], $10::text[], $11::boolean[], $12::uuid[]) WITH ORDINALITY "
+    "AS u(conv, chan, body, msg, provider, model, tin, tout, corr, capped, id, i) ORDER BY u.i";
 
 /* One llm_usage row per completed model call, in the transaction that stores
  * its reply (or finds it no longer wanted: the call was paid for all the
@@ -135,14 +136,17 @@ static int check_batch(PGconn *c, struct finish *f)
     return rc;
 }
 
-static int add_reply_row(struct finish *f, const struct gen_job *j)
+static int add_reply_row(struct finish *f, struct gen_job *j)
 {
     char tin[24], tout[24];
+    if (sb_uuid_v7_str(j->reply_id) != 0)
+        return -EIO;
     snprintf(tin, sizeof tin, "%ld", j->tokens_in > 0 ? j->tokens_in : 0);
     snprintf(tout, sizeof tout, "%ld", j->tokens_out > 0 ? j->tokens_out : 0);
     const char *v[] = {j->conversation, j->channel, j->reply.data ? j->reply.data : "", j->message,
                        gen_use_retrieval(j) ? "retrieval" : j->provider, j->used_model, tin, tout,
-                       j->correlation[0] ? j->correlation : NULL, j->capped ? "t" : "f"};
+                       j->correlation[0] ? j->correlation : NULL, j->capped ? "t" : "f",
+                       j->reply_id};
     int rc = 0;
     for (size_t k = 0; rc == 0 && k < sizeof v / sizeof v[0]; k++)
         rc = db_array_add(&f->a[k], v[k]);
@@ -161,14 +165,8 @@ static int insert_replies(PGconn *c, struct finish *f)
     if (rc != 0 || want == 0)
         return rc;
     PGresult *r = NULL;
-    rc = exec_columns(c, f, REPLIES_SQL, 10, &r);
-    for (int row = 0; rc == 0 && row < PQntuples(r); row++)
-        for (size_t i = 0; i < f->n; i++) /* one wanted job per conversation */
-            if (finish_wanted(f->jobs[i]) &&
-                strcmp(f->jobs[i]->conversation, PQgetvalue(r, row, 1)) == 0)
-                snprintf(f->jobs[i]->reply_id, sizeof f->jobs[i]->reply_id, "%s",
-                         PQgetvalue(r, row, 0));
-    if (rc == 0 && PQntuples(r) != want)
+    rc = exec_columns(c, f, REPLIES_SQL, 11, &r);
+    if (rc == 0 && strtol(PQcmdTuples(r), NULL, 10) != want)
         rc = SB_EDB;
     PQclear(r);
     return rc;
