@@ -21,7 +21,7 @@ static const struct sb_config_spec SETTINGS[] = {
     {"SABIA_PROCESSOR_GENERATE_THREADS", SB_CONFIG_INT, "2", 1, 64, false,
      "threads preparing replies (checks, context, knowledge) in batches"},
     {"SABIA_PROCESSOR_SEND_THREADS", SB_CONFIG_INT, "4", 1, 64, false, "channel senders"},
-    {"SABIA_PROCESSOR_COMPLETION_THREADS", SB_CONFIG_INT, "4", 1, 64, false,
+    {"SABIA_PROCESSOR_COMPLETION_THREADS", SB_CONFIG_INT, "2", 1, 64, false,
      "threads storing the replies of finished model calls"},
     {"SABIA_PROCESSOR_RECLAIM_IDLE_MS", SB_CONFIG_INT, "60000", 1000, 3600000, false,
      "wake-ups pending this long are taken over from a stopped instance"},
