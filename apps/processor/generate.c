@@ -94,11 +94,7 @@ static void reset_columns(struct finish *f)
 /* Runs `sql` with the tenant and the first `ncols` columns as parameters. */
 static int exec_columns(PGconn *c, struct finish *f, const char *sql, int ncols, PGresult **r)
 {
-    const char *p[1 + sizeof f->a / sizeof f->a[0]] = {f->jobs[0]->tenant};
-    for (int i = 0; i < ncols; i++)
-        if (!(p[1 + i] = db_array_text(&f->a[i])))
-            return SB_ELIMIT;
-    return db_exec(c, sql, 1 + ncols, p, r, &f->jobs[0]->dberr);
+    return db_exec_arrays(c, sql, f->jobs[0]->tenant, f->a, ncols, r, &f->jobs[0]->dberr);
 }
 
 static int check_batch(PGconn *c, struct finish *f)

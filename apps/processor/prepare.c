@@ -66,11 +66,7 @@ static void reset_columns(struct prepare *b)
 /* Runs `sql` with the tenant and the first `ncols` columns as parameters. */
 static int exec_columns(PGconn *c, struct prepare *b, const char *sql, int ncols, PGresult **r)
 {
-    const char *p[1 + sizeof b->a / sizeof b->a[0]] = {b->jobs[0]->tenant};
-    for (int i = 0; i < ncols; i++)
-        if (!(p[1 + i] = db_array_text(&b->a[i])))
-            return SB_ELIMIT;
-    return db_exec(c, sql, 1 + ncols, p, r, &b->jobs[0]->dberr);
+    return db_exec_arrays(c, sql, b->jobs[0]->tenant, b->a, ncols, r, &b->jobs[0]->dberr);
 }
 
 /* The job a result row names through its first column (w.i, 1-based). */

@@ -99,13 +99,9 @@ static int search(PGconn *c, const char *tenant_id, struct retrieval_query *cons
     for (size_t k = 0; k < 3; k++)
         db_array_init(&a[k], n * (2 * RETRIEVAL_QUERY_MAX + 64) + 16);
     int rc = fill_columns(a, qs, n);
-    const char *p[4] = {tenant_id, NULL, NULL, NULL};
-    for (size_t k = 0; rc == 0 && k < 3; k++)
-        if (!(p[1 + k] = db_array_text(&a[k])))
-            rc = SB_ELIMIT;
     PGresult *r = NULL;
     if (rc == 0)
-        rc = db_exec(c, SEARCH_SQL, 4, p, &r, NULL);
+        rc = db_exec_arrays(c, SEARCH_SQL, tenant_id, a, 3, &r, NULL);
     if (rc == 0)
         rc = read_hits(r, qs, n);
     PQclear(r);

@@ -184,13 +184,9 @@ int send_record(PGconn *c, struct send_job **jobs, size_t n)
             rows++;
         }
     }
-    const char *p[1 + NCOLS] = {jobs[0]->tenant};
-    for (int k = 0; rc == 0 && k < NCOLS; k++)
-        if (!(p[1 + k] = db_array_text(&a[k])))
-            rc = SB_ELIMIT;
     PGresult *r = NULL;
     if (rc == 0 && rows > 0)
-        rc = db_exec(c, RECORD_SQL, 1 + NCOLS, p, &r, NULL);
+        rc = db_exec_arrays(c, RECORD_SQL, jobs[0]->tenant, a, NCOLS, &r, NULL);
     for (int row = 0; rc == 0 && r && row < PQntuples(r); row++)
         for (size_t i = 0; i < n; i++)
             if (jobs[i]->status && strcmp(jobs[i]->message, PQgetvalue(r, row, 0)) == 0) {

@@ -76,3 +76,17 @@ const char *db_array_text(struct db_array *a)
     }
     return a->text.data;
 }
+
+int db_exec_arrays(PGconn *c, const char *sql, const char *first, struct db_array *a, int n,
+                   PGresult **res, struct sb_buf *err)
+{
+    if (res)
+        *res = NULL;
+    if (n < 0 || n > DB_ARRAY_PARAMS_MAX)
+        return -EINVAL;
+    const char *p[1 + DB_ARRAY_PARAMS_MAX] = {first};
+    for (int i = 0; i < n; i++)
+        if (!(p[1 + i] = db_array_text(&a[i])))
+            return SB_ELIMIT;
+    return db_exec(c, sql, 1 + n, p, res, err);
+}

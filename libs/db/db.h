@@ -131,6 +131,14 @@ int db_array_add_long(struct db_array *a, long v) SB_MUST_USE;
  * closing brace did not fit. */
 const char *db_array_text(struct db_array *a);
 
+/* Runs `sql` (see db_exec) with `first` as $1 and the literals of a[0..n) as
+ * $2..$(n+1), n ≤ DB_ARRAY_PARAMS_MAX: the shape of a batch statement over
+ * columns (first is usually the tenant). SB_ELIMIT when a literal could not
+ * be closed, -EINVAL when n is out of range. */
+#define DB_ARRAY_PARAMS_MAX 32
+int db_exec_arrays(PGconn *c, const char *sql, const char *first, struct db_array *a, int n,
+                   PGresult **res, struct sb_buf *err) SB_MUST_USE;
+
 /* ---------------------------------------------------------------- transactions */
 
 /* Body of a transaction: runs statements on `c` (borrowed for the call) and

@@ -118,3 +118,29 @@ Test(array, limit_refuses_the_element_and_keeps_the_rest)
     PQclear(r);
     db_array_cleanup(&a);
 }
+
+Test(array, exec_arrays_binds_first_then_each_column)
+{
+    struct db_array a[2];
+    db_array_init(&a[0], 1024);
+    db_array_init(&a[1], 1024);
+    cr_assert_eq(db_array_add(&a[0], "x"), 0);
+    cr_assert_eq(db_array_add(&a[0], "y"), 0);
+    cr_assert_eq(db_array_add_long(&a[1], 1), 0);
+    cr_assert_eq(db_array_add_long(&a[1], 2), 0);
+    PGresult *r = NULL;
+    cr_assert_eq(db_exec_arrays(conn,
+                                "SELECT $1 || u.t || u.n FROM unnest($2::text[], $3::int[]) "
+                                "WITH ORDINALITY u(t, n, i) ORDER BY i",
+                                "k:", a, 2, &r, NULL),
+                 0);
+    cr_assert_eq(PQntuples(r), 2);
+    cr_assert_str_eq(PQgetvalue(r, 0, 0), "k:x1");
+    cr_assert_str_eq(PQgetvalue(r, 1, 0), "k:y2");
+    PQclear(r);
+    cr_assert_eq(db_exec_arrays(conn, "SELECT 1", "k", a, DB_ARRAY_PARAMS_MAX + 1, &r, NULL),
+                 -EINVAL);
+    cr_assert_null(r);
+    db_array_cleanup(&a[0]);
+    db_array_cleanup(&a[1]);
+}
