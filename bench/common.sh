@@ -1,5 +1,6 @@
-# common.sh - what the benchmarks share (sourced): messages, CPU accounting, and
-# removing the throw-away PostgreSQL and Redis. Needs $TMP, with the cluster
+# common.sh - what the benchmarks share (sourced): messages, CPU accounting,
+# the services' environment file, and removing the throw-away PostgreSQL and
+# Redis. Needs $TMP, with the cluster
 # in $TMP/pg and Redis in $TMP/redis.
 
 # Messages of the benchmarks (after scripts/lib.sh: these replace its own).
@@ -26,6 +27,26 @@ pg_pids() {
 }
 # machine_ticks -> CPU time the whole machine has used (user, system, interrupts)
 machine_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 }' /proc/stat; }
+
+# bench_env -> writes $ENV_FILE ($TMP/bench.env, private) for the services and
+# sabiactl: the throw-away PostgreSQL ($PG_PORT, $OWNER_PW, $APP_PW) and Redis
+# ($REDIS_PORT, $REDIS_PW), a fresh master key; then applies the migrations
+# with $CTL.
+bench_env() {
+    ENV_FILE=$TMP/bench.env
+    umask 077
+    cat >"$ENV_FILE" <<EOF
+SABIA_DATABASE_URL=postgresql://sabia_app:$APP_PW@127.0.0.1:$PG_PORT/sabia
+SABIA_DATABASE_OWNER_URL=postgresql://sabia_owner:$OWNER_PW@127.0.0.1:$PG_PORT/sabia
+SABIA_REDIS_URL=redis://:$REDIS_PW@127.0.0.1:$REDIS_PORT/0
+SABIA_MASTER_KEY=$(random_secret)
+EOF
+    umask 022
+    SABIA_ENV_FILE="$ENV_FILE" "$CTL" migrate --dir "$ROOT/migrations" >"$TMP/migrate.log" 2>&1 || {
+        cat "$TMP/migrate.log" >&2
+        die "migrations failed"
+    }
+}
 
 # drop_tmp -> stops the throw-away PostgreSQL and Redis and removes $TMP
 # (kept with BENCH_KEEP=1, for the logs)

@@ -162,21 +162,8 @@ psql_super() { pg_super "$TMP/pg" "$PG_PORT" -d sabia -At "$@"; }
 [ "$(psql_super -c 'SHOW fsync')" = on ] || die "fsync is not on"
 [ "$(psql_super -c 'SHOW synchronous_commit')" = on ] || die "synchronous_commit is not on"
 
-ENV_FILE=$TMP/bench.env
-umask 077
-cat >"$ENV_FILE" <<EOF
-SABIA_DATABASE_URL=postgresql://sabia_app:$APP_PW@127.0.0.1:$PG_PORT/sabia
-SABIA_DATABASE_OWNER_URL=postgresql://sabia_owner:$OWNER_PW@127.0.0.1:$PG_PORT/sabia
-SABIA_REDIS_URL=redis://:$REDIS_PW@127.0.0.1:$REDIS_PORT/0
-SABIA_MASTER_KEY=$(random_secret)
-EOF
-umask 022
+bench_env
 ctl() { SABIA_ENV_FILE="$ENV_FILE" "$CTL" "$@"; }
-
-ctl migrate --dir "$ROOT/migrations" >"$TMP/migrate.log" 2>&1 || {
-    cat "$TMP/migrate.log" >&2
-    die "migrations failed"
-}
 
 # ---------------------------------------------------------------- tenant, workspace, channel
 

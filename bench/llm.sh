@@ -208,19 +208,7 @@ psql_owner() {
 }
 rcli() { redis-cli -p "$REDIS_PORT" -a "$REDIS_PW" --no-auth-warning "$@"; }
 
-ENV_FILE=$TMP/bench.env
-umask 077
-cat >"$ENV_FILE" <<EOF
-SABIA_DATABASE_URL=postgresql://sabia_app:$APP_PW@127.0.0.1:$PG_PORT/sabia
-SABIA_DATABASE_OWNER_URL=postgresql://sabia_owner:$OWNER_PW@127.0.0.1:$PG_PORT/sabia
-SABIA_REDIS_URL=redis://:$REDIS_PW@127.0.0.1:$REDIS_PORT/0
-SABIA_MASTER_KEY=$(random_secret)
-EOF
-umask 022
-SABIA_ENV_FILE="$ENV_FILE" "$CTL" migrate --dir "$ROOT/migrations" >"$TMP/migrate.log" 2>&1 || {
-    cat "$TMP/migrate.log" >&2
-    die "migrations failed"
-}
+bench_env
 
 # ---------------------------------------------------------------- data
 

@@ -29,10 +29,7 @@ void gen_job_free(struct gen_job *j)
 {
     if (!j)
         return;
-    if (j->api_key) {
-        OPENSSL_cleanse(j->api_key, strlen(j->api_key));
-        free(j->api_key);
-    }
+    gen_drop_key(j);
     for (size_t i = 0; i < j->ncontext; i++)
         free((char *)j->context[i].content);
     free(j->context);
@@ -66,6 +63,15 @@ int gen_context_add(struct gen_job *j, const char *role, const char *content)
         return -ENOMEM;
     j->context[j->ncontext++] = (struct llm_message){role, copy};
     return 0;
+}
+
+void gen_drop_key(struct gen_job *j)
+{
+    if (!j->api_key)
+        return;
+    OPENSSL_cleanse(j->api_key, strlen(j->api_key));
+    free(j->api_key);
+    j->api_key = NULL;
 }
 
 int gen_open_key(struct gen_job *j, const char *bytea_text)

@@ -99,7 +99,7 @@ void events_batch_flush(struct events_batch *b)
         return;
     struct wire w[EVENTS_BATCH_MAX];
     const char *types[EVENTS_BATCH_MAX];
-    int ok[EVENTS_BATCH_MAX];
+    bool ok[EVENTS_BATCH_MAX];
     const char **argvs[2 * EVENTS_BATCH_MAX];
     int argcs[2 * EVENTS_BATCH_MAX];
     redisReply *replies[2 * EVENTS_BATCH_MAX];

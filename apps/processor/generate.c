@@ -14,7 +14,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-void gen_read_wanted(struct gen_job *j, const PGresult *r, int row, int col)
+/* Reads the GEN_SQL_WANTED_COLUMNS (from `col` on) into j: its assistant and
+ * channel, and j->skip with a reason when there is nothing (any more) to
+ * answer. */
+static void read_wanted(struct gen_job *j, const PGresult *r, int row, int col)
 {
     const char *assistant = PQgetvalue(r, row, col + 2);
     j->skip = strcmp(PQgetvalue(r, row, col + 1), "open") != 0 ? "conversation closed"
@@ -27,6 +30,55 @@ void gen_read_wanted(struct gen_job *j, const PGresult *r, int row, int col)
     snprintf(j->channel, sizeof j->channel, "%s", PQgetvalue(r, row, col + 3));
 }
 
+void gen_batch_init(struct gen_batch *b, struct gen_job **jobs, size_t n, size_t column_bytes)
+{
+    b->jobs = jobs;
+    b->n = n;
+    for (size_t i = 0; i < GEN_BATCH_COLUMNS; i++)
+        db_array_init(&b->a[i], column_bytes);
+}
+
+void gen_batch_cleanup(struct gen_batch *b)
+{
+    for (size_t i = 0; i < GEN_BATCH_COLUMNS; i++)
+        db_array_cleanup(&b->a[i]);
+}
+
+void gen_batch_reset(struct gen_batch *b)
+{
+    for (size_t i = 0; i < GEN_BATCH_COLUMNS; i++)
+        db_array_reset(&b->a[i]);
+}
+
+int gen_batch_exec(PGconn *c, struct gen_batch *b, const char *sql, int ncols, PGresult **r)
+{
+    return db_exec_arrays(c, sql, b->jobs[0]->tenant, b->a, ncols, r, &b->jobs[0]->dberr);
+}
+
+int gen_batch_check(PGconn *c, struct gen_batch *b, const char *sql)
+{
+    int rc = 0;
+    gen_batch_reset(b);
+    for (size_t i = 0; rc == 0 && i < b->n; i++) {
+        b->jobs[i]->skip = "conversation not found"; /* unless a row below says otherwise */
+        rc = db_array_add(&b->a[0], b->jobs[i]->conversation);
+        if (rc == 0)
+            rc = db_array_add(&b->a[1], b->jobs[i]->message);
+    }
+    PGresult *r = NULL;
+    if (rc == 0)
+        rc = gen_batch_exec(c, b, sql, 2, &r);
+    for (int row = 0; rc == 0 && row < PQntuples(r); row++) {
+        long i = 0;
+        if (db_value_long(r, row, 0, &i) != 0 || i < 1 || (size_t)i > b->n)
+            rc = SB_EDB;
+        else
+            read_wanted(b->jobs[i - 1], r, row, 1);
+    }
+    PQclear(r);
+    return rc;
+}
+
 /* ---------------------------------------------------------------- finish
  *
  * Finishes are batched: the completion threads hand over every completed call
@@ -34,12 +86,6 @@ void gen_read_wanted(struct gen_job *j, const PGresult *r, int row, int col)
  * fixed set of statements stores them all, whatever their number (arrays
  * through unnest: one plan, one commit). A batch that fails is finished again
  * one job at a time, so one bad reply never holds up the others. */
-
-struct finish {
-    struct gen_job **jobs;
-    size_t n;
-    struct db_array a[11]; /* one column each, re-filled per statement */
-};
 
 /* Every wanted job of the batch: conversation locked in id order (two batches
  * never wait on each other in a cycle), then the checks of prepare. */
@@ -85,41 +131,9 @@ static bool finish_wanted(const struct gen_job *j)
     return !j->skip && !j->again;
 }
 
-static void reset_columns(struct finish *f)
+static int check_batch(PGconn *c, struct gen_batch *f)
 {
-    for (size_t i = 0; i < sizeof f->a / sizeof f->a[0]; i++)
-        db_array_reset(&f->a[i]);
-}
-
-/* Runs `sql` with the tenant and the first `ncols` columns as parameters. */
-static int exec_columns(PGconn *c, struct finish *f, const char *sql, int ncols, PGresult **r)
-{
-    return db_exec_arrays(c, sql, f->jobs[0]->tenant, f->a, ncols, r, &f->jobs[0]->dberr);
-}
-
-static int check_batch(PGconn *c, struct finish *f)
-{
-    int rc = 0;
-    reset_columns(f);
-    for (size_t i = 0; rc == 0 && i < f->n; i++) {
-        rc = db_array_add(&f->a[0], f->jobs[i]->conversation);
-        if (rc == 0)
-            rc = db_array_add(&f->a[1], f->jobs[i]->message);
-    }
-    PGresult *r = NULL;
-    if (rc == 0)
-        rc = exec_columns(c, f, WANTED_BATCH_SQL, 2, &r);
-    for (size_t i = 0; rc == 0 && i < f->n; i++)
-        f->jobs[i]->skip = "conversation not found"; /* unless a row below says otherwise */
-    for (int row = 0; rc == 0 && row < PQntuples(r); row++) {
-        long i = 0;
-        if (db_value_long(r, row, 0, &i) != 0 || i < 1 || (size_t)i > f->n) {
-            rc = SB_EDB;
-            break;
-        }
-        gen_read_wanted(f->jobs[i - 1], r, row, 1);
-    }
-    PQclear(r);
+    int rc = gen_batch_check(c, f, WANTED_BATCH_SQL);
     /* Two replies for one conversation in a batch: the later one waits for the
      * earlier to be committed and is finished on its own (it may then find
      * itself answered already). */
@@ -132,7 +146,7 @@ static int check_batch(PGconn *c, struct finish *f)
     return rc;
 }
 
-static int add_reply_row(struct finish *f, struct gen_job *j)
+static int add_reply_row(struct gen_batch *f, struct gen_job *j)
 {
     char tin[24], tout[24];
     if (sb_uuid_v7_str(j->reply_id) != 0)
@@ -149,10 +163,10 @@ static int add_reply_row(struct finish *f, struct gen_job *j)
     return rc;
 }
 
-static int insert_replies(PGconn *c, struct finish *f)
+static int insert_replies(PGconn *c, struct gen_batch *f)
 {
     int rc = 0, want = 0;
-    reset_columns(f);
+    gen_batch_reset(f);
     for (size_t i = 0; rc == 0 && i < f->n; i++)
         if (finish_wanted(f->jobs[i])) {
             rc = add_reply_row(f, f->jobs[i]);
@@ -161,17 +175,17 @@ static int insert_replies(PGconn *c, struct finish *f)
     if (rc != 0 || want == 0)
         return rc;
     PGresult *r = NULL;
-    rc = exec_columns(c, f, REPLIES_SQL, 11, &r);
+    rc = gen_batch_exec(c, f, REPLIES_SQL, 11, &r);
     if (rc == 0 && strtol(PQcmdTuples(r), NULL, 10) != want)
         rc = SB_EDB;
     PQclear(r);
     return rc;
 }
 
-static int record_usage(PGconn *c, struct finish *f)
+static int record_usage(PGconn *c, struct gen_batch *f)
 {
     int rc = 0, rows = 0;
-    reset_columns(f);
+    gen_batch_reset(f);
     for (size_t i = 0; rc == 0 && i < f->n; i++) {
         struct gen_job *j = f->jobs[i];
         if (j->again || gen_use_retrieval(j))
@@ -189,13 +203,13 @@ static int record_usage(PGconn *c, struct finish *f)
         if (rc == 0)
             rc = db_array_add(&f->a[9], j->correlation[0] ? j->correlation : NULL);
     }
-    return rc != 0 || rows == 0 ? rc : exec_columns(c, f, USAGE_SQL, 10, NULL);
+    return rc != 0 || rows == 0 ? rc : gen_batch_exec(c, f, USAGE_SQL, 10, NULL);
 }
 
-static int mark_answered(PGconn *c, struct finish *f)
+static int mark_answered(PGconn *c, struct gen_batch *f)
 {
     int rc = 0, rows = 0;
-    reset_columns(f);
+    gen_batch_reset(f);
     for (size_t i = 0; rc == 0 && i < f->n; i++) {
         struct gen_job *j = f->jobs[i];
         if (!finish_wanted(j))
@@ -207,12 +221,12 @@ static int mark_answered(PGconn *c, struct finish *f)
             rc = db_array_add(&f->a[1], preview);
         rows++;
     }
-    return rc != 0 || rows == 0 ? rc : exec_columns(c, f, ANSWERED_SQL, 2, NULL);
+    return rc != 0 || rows == 0 ? rc : gen_batch_exec(c, f, ANSWERED_SQL, 2, NULL);
 }
 
 static int finish_tx(PGconn *c, void *arg)
 {
-    struct finish *f = arg;
+    struct gen_batch *f = arg;
     for (size_t i = 0; i < f->n; i++) { /* the body may run again: start clean */
         f->jobs[i]->skip = NULL;
         f->jobs[i]->again = false;
@@ -274,12 +288,10 @@ static void after_finish(struct gen_job **jobs, size_t n)
 void gen_finish_batch(struct gen_job **jobs, size_t n, int *rcs)
 {
     struct processor *p = jobs[0]->p;
-    struct finish f = {.jobs = jobs, .n = n};
-    for (size_t i = 0; i < sizeof f.a / sizeof f.a[0]; i++)
-        db_array_init(&f.a[i], 2 * GEN_FINISH_BATCH_BYTES + 64 * 1024);
+    struct gen_batch f;
+    gen_batch_init(&f, jobs, n, 2 * GEN_FINISH_BATCH_BYTES + 64 * 1024);
     int rc = db_tenant_tx(p->svc->db, jobs[0]->tenant, finish_tx, &f);
-    for (size_t i = 0; i < sizeof f.a / sizeof f.a[0]; i++)
-        db_array_cleanup(&f.a[i]);
+    gen_batch_cleanup(&f);
     const char *stage[] = {"finish"};
     metric_observe(p->m_batch, stage, (double)n);
     if (rc != 0 && rc != SB_EUNAVAIL && rc != -ETIMEDOUT && n > 1) {

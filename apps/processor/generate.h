@@ -60,6 +60,8 @@ struct gen_job *gen_job_new(struct processor *p);
 void gen_job_free(struct gen_job *j);
 int gen_context_reserve(struct gen_job *j, size_t n) SB_MUST_USE;
 int gen_context_add(struct gen_job *j, const char *role, const char *content) SB_MUST_USE;
+/* Wipes and frees the job's decrypted key, if any. */
+void gen_drop_key(struct gen_job *j);
 /* Decrypts the assistant's own provider key (bytea text form). */
 int gen_open_key(struct gen_job *j, const char *bytea_text) SB_MUST_USE;
 /* True when the built-in retrieval-only provider answers this job: the
@@ -80,9 +82,29 @@ bool gen_use_retrieval(const struct gen_job *j);
     " m.conversation_id = c.id AND m.sender_type = 'bot' AND "                                    \
     " m.metadata->>'reply_to_message_id' = " msg "::text) "
 
-/* Reads those columns (from `col` on) into j: its assistant and channel, and
- * j->skip with a reason when there is nothing (any more) to answer. */
-void gen_read_wanted(struct gen_job *j, const PGresult *r, int row, int col);
+/* A batch of jobs of one tenant (prepare, finish) and the array columns its
+ * statements are built from (one element per job, re-filled per statement;
+ * nothing is allocated before the first element). */
+#define GEN_BATCH_COLUMNS 11
+struct gen_batch {
+    struct gen_job **jobs;
+    size_t n;
+    struct db_array a[GEN_BATCH_COLUMNS];
+};
+
+/* Each column holds at most column_bytes. */
+void gen_batch_init(struct gen_batch *b, struct gen_job **jobs, size_t n, size_t column_bytes);
+void gen_batch_cleanup(struct gen_batch *b);
+/* Empties every column. */
+void gen_batch_reset(struct gen_batch *b);
+/* Runs `sql` with the tenant as $1 and the first `ncols` columns after it. */
+int gen_batch_exec(PGconn *c, struct gen_batch *b, const char *sql, int ncols,
+                   PGresult **r) SB_MUST_USE;
+/* The checks of every job: `sql` selects w.i and then GEN_SQL_WANTED_COLUMNS
+ * over unnest($2 conversations, $3 messages) WITH ORDINALITY w(conv, msg, i).
+ * Sets each job's assistant, channel and skip ("conversation not found" when
+ * no row names it). */
+int gen_batch_check(PGconn *c, struct gen_batch *b, const char *sql) SB_MUST_USE;
 
 /* prepare.c: for n (1..GEN_PREPARE_BATCH_MAX) commands of one tenant, in one
  * transaction: the checks (j->skip), then for each job still wanted its

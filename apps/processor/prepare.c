@@ -16,18 +16,11 @@
 #include "retrieval.h"
 #include "spend.h"
 
-#include <openssl/crypto.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define KNOWLEDGE_HITS 3
 #define QUESTION_MAX 16384 /* bytes of unanswered customer text considered */
-
-struct prepare {
-    struct gen_job **jobs;
-    size_t n;
-    struct db_array a[3]; /* one column each, re-filled per statement */
-};
 
 static const char WANTED_SQL[] =
     "SELECT w.i, " GEN_SQL_WANTED_COLUMNS("w.msg")
@@ -55,51 +48,6 @@ static const char CONTEXT_SQL[] =
 static bool wanted(const struct gen_job *j)
 {
     return !j->skip;
-}
-
-static void reset_columns(struct prepare *b)
-{
-    for (size_t i = 0; i < sizeof b->a / sizeof b->a[0]; i++)
-        db_array_reset(&b->a[i]);
-}
-
-/* Runs `sql` with the tenant and the first `ncols` columns as parameters. */
-static int exec_columns(PGconn *c, struct prepare *b, const char *sql, int ncols, PGresult **r)
-{
-    return db_exec_arrays(c, sql, b->jobs[0]->tenant, b->a, ncols, r, &b->jobs[0]->dberr);
-}
-
-/* The job a result row names through its first column (w.i, 1-based). */
-static struct gen_job *row_job(const struct prepare *b, const PGresult *r, int row)
-{
-    long i = 0;
-    if (db_value_long(r, row, 0, &i) != 0 || i < 1 || (size_t)i > b->n)
-        return NULL;
-    return b->jobs[i - 1];
-}
-
-static int check_wanted(PGconn *c, struct prepare *b)
-{
-    int rc = 0;
-    reset_columns(b);
-    for (size_t i = 0; rc == 0 && i < b->n; i++) {
-        b->jobs[i]->skip = "conversation not found"; /* unless a row below says otherwise */
-        rc = db_array_add(&b->a[0], b->jobs[i]->conversation);
-        if (rc == 0)
-            rc = db_array_add(&b->a[1], b->jobs[i]->message);
-    }
-    PGresult *r = NULL;
-    if (rc == 0)
-        rc = exec_columns(c, b, WANTED_SQL, 2, &r);
-    for (int row = 0; rc == 0 && row < PQntuples(r); row++) {
-        struct gen_job *j = row_job(b, r, row);
-        if (!j)
-            rc = SB_EDB;
-        else
-            gen_read_wanted(j, r, row, 1);
-    }
-    PQclear(r);
-    return rc;
 }
 
 /* An assistant's own price (config, micro-USD per million tokens), else the
@@ -138,20 +86,16 @@ static int fill_assistant(struct gen_job *j, const PGresult *r, int row)
         rc = copy_setting(&j->fallback, PQgetvalue(r, row, 10));
     j->price_in = price_or(PQgetvalue(r, row, 11), j->p->price_in);
     j->price_out = price_or(PQgetvalue(r, row, 12), j->p->price_out);
-    if (j->api_key) {
-        OPENSSL_cleanse(j->api_key, strlen(j->api_key));
-        free(j->api_key);
-        j->api_key = NULL;
-    }
+    gen_drop_key(j); /* from an earlier run of the transaction */
     if (rc == 0 && !PQgetisnull(r, row, 9))
         rc = gen_open_key(j, PQgetvalue(r, row, 9));
     return rc;
 }
 
-static int load_assistants(PGconn *c, struct prepare *b)
+static int load_assistants(PGconn *c, struct gen_batch *b)
 {
     int rc = 0, asked = 0;
-    reset_columns(b);
+    gen_batch_reset(b);
     for (size_t i = 0; rc == 0 && i < b->n; i++)
         if (wanted(b->jobs[i])) {
             rc = db_array_add(&b->a[0], b->jobs[i]->assistant);
@@ -160,7 +104,7 @@ static int load_assistants(PGconn *c, struct prepare *b)
     if (rc != 0 || asked == 0)
         return rc;
     PGresult *r = NULL;
-    rc = exec_columns(c, b, ASSISTANTS_SQL, 1, &r);
+    rc = gen_batch_exec(c, b, ASSISTANTS_SQL, 1, &r);
     for (size_t i = 0; rc == 0 && i < b->n; i++) {
         struct gen_job *j = b->jobs[i];
         if (!wanted(j))
@@ -179,7 +123,7 @@ static int load_assistants(PGconn *c, struct prepare *b)
 
 /* The tenant's monthly spend cap, checked once for the batch: a job whose
  * model call it forbids is answered by the retrieval-only provider. */
-static int check_spend(PGconn *c, struct prepare *b)
+static int check_spend(PGconn *c, struct gen_batch *b)
 {
     bool checked = false, allowed = true;
     long spent = 0, cap = -1;
@@ -226,10 +170,10 @@ static void clear_context(struct gen_job *j)
     sb_buf_reset(&j->question);
 }
 
-static int load_context(PGconn *c, struct prepare *b)
+static int load_context(PGconn *c, struct gen_batch *b)
 {
     int rc = 0, asked = 0;
-    reset_columns(b);
+    gen_batch_reset(b);
     for (size_t i = 0; rc == 0 && i < b->n; i++) {
         struct gen_job *j = b->jobs[i];
         clear_context(j);
@@ -251,7 +195,7 @@ static int load_context(PGconn *c, struct prepare *b)
         if (wanted(b->jobs[i]))
             order[k++] = b->jobs[i];
     PGresult *r = NULL;
-    rc = exec_columns(c, b, CONTEXT_SQL, 2, &r);
+    rc = gen_batch_exec(c, b, CONTEXT_SQL, 2, &r);
     for (int row = 0; rc == 0 && row < PQntuples(r);) {
         long i = 0;
         if (db_value_long(r, row, 0, &i) != 0 || i < 1 || i > asked) {
@@ -271,7 +215,7 @@ static int load_context(PGconn *c, struct prepare *b)
 
 /* The knowledge matching each wanted job's question: the retrieval-only
  * provider's reply, or facts added to the model's system prompt. */
-static int add_knowledge(PGconn *c, struct prepare *b)
+static int add_knowledge(PGconn *c, struct gen_batch *b)
 {
     struct retrieval_query *qs = calloc(b->n, sizeof *qs);
     struct retrieval_hit *hits = calloc(b->n * KNOWLEDGE_HITS, sizeof *hits);
@@ -316,8 +260,8 @@ static int add_knowledge(PGconn *c, struct prepare *b)
 
 static int prepare_tx(PGconn *c, void *arg)
 {
-    struct prepare *b = arg;
-    int rc = check_wanted(c, b);
+    struct gen_batch *b = arg;
+    int rc = gen_batch_check(c, b, WANTED_SQL);
     if (rc == 0)
         rc = load_assistants(c, b);
     if (rc == 0)
@@ -332,12 +276,10 @@ static int prepare_tx(PGconn *c, void *arg)
 int gen_prepare_batch(struct gen_job **jobs, size_t n)
 {
     struct processor *p = jobs[0]->p;
-    struct prepare b = {.jobs = jobs, .n = n};
-    for (size_t i = 0; i < sizeof b.a / sizeof b.a[0]; i++)
-        db_array_init(&b.a[i], n * 128 + 64);
+    struct gen_batch b;
+    gen_batch_init(&b, jobs, n, n * 128 + 64);
     int rc = db_tenant_tx(p->svc->db, jobs[0]->tenant, prepare_tx, &b);
-    for (size_t i = 0; i < sizeof b.a / sizeof b.a[0]; i++)
-        db_array_cleanup(&b.a[i]);
+    gen_batch_cleanup(&b);
     metric_observe(p->m_batch, (const char *[]){"prepare"}, (double)n);
     return rc;
 }

@@ -294,16 +294,10 @@ int bus_stream_ack_many(struct bus *b, const char *stream, const char *group,
     for (size_t i = 0; i < n; i++)
         if (!stream_id_ok(ids[i]))
             return -EINVAL;
-    const char **argv = malloc((3 + n) * sizeof *argv);
-    if (!argv)
-        return -ENOMEM;
-    argv[0] = "XACK";
-    argv[1] = stream;
-    argv[2] = group;
+    const char *argv[3 + BUS_READ_MAX_COUNT] = {"XACK", stream, group};
     memcpy(argv + 3, ids, n * sizeof *ids);
     redisReply *r = NULL;
     int rc = stream_run(b, BUS_COMMAND_TIMEOUT_MS, (int)(3 + n), argv, NULL, &r);
-    free(argv);
     if (rc != 0)
         return rc;
     if (r->type != REDIS_REPLY_INTEGER)
