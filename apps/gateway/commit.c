@@ -1,9 +1,10 @@
 /* commit.c - group commit of webhook_events rows.
  *
- * Request handlers queue their row and sleep. Writer threads take whatever
- * is queued (up to batch_max rows), write it with one multi-row INSERT per
- * tenant inside a single transaction, commit, and wake the handlers: a
- * handler answers 2xx only after its row is durable. While one batch commits
+ * Request handlers queue their row and return (their response is deferred).
+ * Writer threads take whatever is queued (up to batch_max rows), write it
+ * with one multi-row INSERT per tenant inside a single transaction, commit,
+ * and call each row's `done`, which answers: a 2xx leaves only after the row
+ * is durable. While one batch commits
  * the next one fills up, so batches grow with load and no time is spent
  * waiting when the gateway is idle.
  *
@@ -18,7 +19,6 @@
 #include "gateway.h"
 
 #include <pthread.h>
-#include <semaphore.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -32,20 +32,13 @@ struct committer {
     int batch_max;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    struct waiter *head, *tail;
+    struct event_row *head, *tail;
     bool stop;
     pthread_t *threads;
     int nthreads;
     struct metric *m_batch;   /* gateway_commit_batch_rows */
     struct metric *m_latency; /* gateway_commit_seconds */
     struct metric *m_rows;    /* gateway_commit_rows_total{outcome} */
-};
-
-/* A queued row and its wake-up, on the submitter's stack. */
-struct waiter {
-    struct event_row *row;
-    sem_t sem;
-    struct waiter *next;
 };
 
 static const char INSERT_HEAD[] =
@@ -226,36 +219,33 @@ static int write_batch(PGconn *c, struct event_row **rows, size_t n)
     return rc;
 }
 
-static void finish(struct committer *cm, struct waiter *w, int rc)
+static void finish(struct committer *cm, struct event_row *r, int rc)
 {
-    struct event_row *r = w->row;
     r->result = rc;
     const char *outcome = rc != 0 ? "failed" : r->rejection_reason ? "rejected"
                           : r->duplicate ? "duplicate" : "accepted";
     metric_add(cm->m_rows, (const char *[]){outcome}, 1);
     if (rc == 0 && !r->rejection_reason && !r->duplicate)
         handoff_push(cm->handoff, r->id, r->tenant_id, r->correlation_id, r->source);
-    sem_post(&w->sem); /* after this the row and the waiter are gone */
+    r->done(r, r->done_arg); /* after this the row is gone */
 }
 
-/* Commits the rows of waiters[0..n); `rows` is scratch space for n pointers. */
-static void commit_rows(struct committer *cm, struct waiter **waiters, struct event_row **rows,
+/* Commits rows[0..n) and finishes them; `scratch` has room for n pointers
+ * (write_batch reorders the array it is given). */
+static void commit_rows(struct committer *cm, struct event_row **rows, struct event_row **scratch,
                         size_t n)
 {
     PGconn *c = NULL;
     int64_t t0 = sb_mono_ms();
-    for (size_t i = 0; i < n; i++)
-        rows[i] = waiters[i]->row;
+    memcpy(scratch, rows, n * sizeof *rows);
     int rc = db_acquire(cm->db, COMMIT_ACQUIRE_MS, &c);
     if (rc == 0)
-        rc = write_batch(c, rows, n);
+        rc = write_batch(c, scratch, n);
     if (rc != 0 && c && PQstatus(c) == CONNECTION_OK && n > 1) {
         /* Probably one bad row: give every row its own transaction. */
         sb_log_warn(cm->log, NULL, "commit: batch of %zu failed, retrying rows one by one", n);
-        for (size_t i = 0; i < n; i++) {
-            rows[0] = waiters[i]->row;
-            finish(cm, waiters[i], write_batch(c, rows, 1));
-        }
+        for (size_t i = 0; i < n; i++)
+            finish(cm, rows[i], write_batch(c, &rows[i], 1));
         db_release(cm->db, c);
         return;
     }
@@ -266,15 +256,15 @@ static void commit_rows(struct committer *cm, struct waiter **waiters, struct ev
     metric_observe(cm->m_batch, NULL, (double)n);
     metric_observe(cm->m_latency, NULL, (double)(sb_mono_ms() - t0) / 1000.0);
     for (size_t i = 0; i < n; i++)
-        finish(cm, waiters[i], rc);
+        finish(cm, rows[i], rc);
 }
 
 static void *writer_main(void *arg)
 {
     struct committer *cm = arg;
-    struct waiter **waiters = calloc((size_t)cm->batch_max, sizeof *waiters);
     struct event_row **rows = calloc((size_t)cm->batch_max, sizeof *rows);
-    if (!waiters || !rows)
+    struct event_row **scratch = calloc((size_t)cm->batch_max, sizeof *scratch);
+    if (!rows || !scratch)
         abort(); /* at start-up, a few KiB: nothing sensible to do without them */
     for (;;) {
         pthread_mutex_lock(&cm->mu);
@@ -282,7 +272,7 @@ static void *writer_main(void *arg)
             pthread_cond_wait(&cm->cv, &cm->mu);
         size_t n = 0;
         while (cm->head && n < (size_t)cm->batch_max) {
-            waiters[n++] = cm->head;
+            rows[n++] = cm->head;
             cm->head = cm->head->next;
         }
         if (!cm->head)
@@ -291,35 +281,30 @@ static void *writer_main(void *arg)
         pthread_mutex_unlock(&cm->mu);
         if (stop)
             break;
-        commit_rows(cm, waiters, rows, n);
+        commit_rows(cm, rows, scratch, n);
     }
-    free(waiters);
     free(rows);
+    free(scratch);
     return NULL;
 }
 
-int committer_submit(struct committer *cm, struct event_row *row)
+void committer_enqueue(struct committer *cm, struct event_row *row)
 {
-    struct waiter w = {.row = row};
-    if (sem_init(&w.sem, 0, 0) != 0)
-        return -errno;
+    row->next = NULL;
     pthread_mutex_lock(&cm->mu);
     if (cm->stop) {
         pthread_mutex_unlock(&cm->mu);
-        sem_destroy(&w.sem);
-        return SB_ESHUTDOWN;
+        row->result = SB_ESHUTDOWN;
+        row->done(row, row->done_arg);
+        return;
     }
     if (cm->tail)
-        cm->tail->next = &w;
+        cm->tail->next = row;
     else
-        cm->head = &w;
-    cm->tail = &w;
+        cm->head = row;
+    cm->tail = row;
     pthread_cond_signal(&cm->cv);
     pthread_mutex_unlock(&cm->mu);
-    while (sem_wait(&w.sem) != 0 && errno == EINTR)
-        ;
-    sem_destroy(&w.sem);
-    return row->result;
 }
 
 static const double BATCH_BUCKETS[] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024};

@@ -39,9 +39,10 @@ struct lookup;
 struct lookup *lookup_new(struct db_pool *db, struct bus *bus, const struct crypto_key *key,
                           int ttl_ms, struct metrics *metrics, struct sb_log *log);
 void lookup_free(struct lookup *lk);
-/* Fills *out (a copy the caller cleans up). 0, or a negative code when the
- * database could not answer (then *out is empty). */
-int lookup_get(struct lookup *lk, const char *tenant_id, const char *channel_id,
+/* Fills *out (a copy the caller cleans up). 0, SB_EWOULDBLOCK when it is not
+ * cached and may_block is false, or another negative code when the database
+ * could not answer (then *out is empty). */
+int lookup_get(struct lookup *lk, const char *tenant_id, const char *channel_id, bool may_block,
                struct lookup_info *out) SB_MUST_USE;
 /* Drops cached entries: "tenant:<id>", "channel:<id>", or everything (NULL). */
 void lookup_invalidate(struct lookup *lk, const char *what, size_t len);
@@ -53,16 +54,23 @@ struct ratelimit;
 struct ratelimit *ratelimit_new(struct bus *bus);
 void ratelimit_free(struct ratelimit *rl);
 /* Takes one token from the tenant's bucket (rate per second, burst). 0 when
- * allowed, -EAGAIN when limited (then *retry_after_ms is set), another
- * negative code when Redis could not answer (callers let the request through:
- * ingestion must not stop because Redis is away). Thread-safe. */
+ * allowed, -EAGAIN when limited (then *retry_after_ms is set), SB_EWOULDBLOCK
+ * when no leased token is at hand and may_block is false (nothing was
+ * taken), another negative code when Redis could not answer (callers let the
+ * request through: ingestion must not stop because Redis is away).
+ * Thread-safe. */
 int ratelimit_take(struct ratelimit *rl, const char *tenant_id, long rate, long burst,
-                   long *retry_after_ms) SB_MUST_USE;
+                   bool may_block, long *retry_after_ms) SB_MUST_USE;
 
 /* ---------------------------------------------------------------- commit */
 
+struct event_row;
+/* Called once the row's batch was committed or failed (row->result), on a
+ * writer thread; the row and everything it borrows may go away after it. */
+typedef void (*event_row_done_fn)(struct event_row *row, void *arg);
+
 /* One webhook_events row on its way to PostgreSQL. Everything is borrowed
- * from the request being handled, which waits for the commit. */
+ * from the request being handled, which waits (deferred) for the commit. */
 struct event_row {
     char id[SB_UUID_STRLEN];
     const char *tenant_id;    /* NULL when the tenant is unknown */
@@ -82,6 +90,9 @@ struct event_row {
     int result;                        /* 0 committed, else negative */
     bool duplicate;                    /* an accepted event with this key existed */
     char original_id[SB_UUID_STRLEN];  /* its id, when duplicate */
+    event_row_done_fn done;
+    void *done_arg;
+    struct event_row *next; /* the committer's queue */
 };
 
 struct handoff;
@@ -93,9 +104,11 @@ struct committer *committer_new(struct db_pool *db, int threads, int batch_max,
                                 struct handoff *handoff, struct metrics *metrics,
                                 struct sb_log *log);
 void committer_free(struct committer *c);
-/* Queues the row and blocks until its batch committed or failed; returns
- * row->result. */
-int committer_submit(struct committer *c, struct event_row *row);
+/* Queues the row without waiting; row->done is called once its batch is
+ * committed or failed (at once, from this thread, when the committer is
+ * stopping: row->result is then SB_ESHUTDOWN). Rows queued before
+ * committer_free() are still written. */
+void committer_enqueue(struct committer *c, struct event_row *row);
 
 /* ---------------------------------------------------------------- hand-off */
 

@@ -258,7 +258,7 @@ static bool cache_get(struct lookup *lk, const char *tenant_id, const char *chan
     return found;
 }
 
-int lookup_get(struct lookup *lk, const char *tenant_id, const char *channel_id,
+int lookup_get(struct lookup *lk, const char *tenant_id, const char *channel_id, bool may_block,
                struct lookup_info *out)
 {
     memset(out, 0, sizeof *out);
@@ -266,6 +266,8 @@ int lookup_get(struct lookup *lk, const char *tenant_id, const char *channel_id,
         metric_add(lk->m_lookups, (const char *[]){"hit"}, 1);
         return 0;
     }
+    if (!may_block)
+        return SB_EWOULDBLOCK; /* counted as a miss by the caller that may */
     metric_add(lk->m_lookups, (const char *[]){"miss"}, 1);
     pthread_mutex_lock(&lk->mu);
     unsigned long generation = lk->generation;

@@ -160,7 +160,7 @@ static long lease_want(const struct lease *l, long rate, int64_t now)
 }
 
 int ratelimit_take(struct ratelimit *rl, const char *tenant_id, long rate, long burst,
-                   long *retry_after_ms)
+                   bool may_block, long *retry_after_ms)
 {
     rate = rate > 0 ? rate : 1;
     burst = burst > 0 ? burst : 1;
@@ -172,6 +172,10 @@ int ratelimit_take(struct ratelimit *rl, const char *tenant_id, long rate, long 
         l->tokens--;
         pthread_mutex_unlock(&rl->mu);
         return 0;
+    }
+    if (!may_block) {
+        pthread_mutex_unlock(&rl->mu);
+        return SB_EWOULDBLOCK;
     }
     /* One thread per tenant fetches a chunk; the others meanwhile ask for one. */
     bool fetch = l && !l->fetching;

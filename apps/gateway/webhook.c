@@ -6,7 +6,13 @@
  * A POST is checked in order of cost: path ids, tenant, channel, signature
  * (or visitor token), size, JSON shape, then the tenant's rate limit. Every
  * POST that reaches the route is recorded in webhook_events, accepted or
- * rejected with a reason, and only answered 2xx once its row is committed. */
+ * rejected with a reason, and only answered 2xx once its row is committed.
+ *
+ * The handler never waits for the commit: it defers its response and hands
+ * the row to the committer, whose writer thread answers once the batch is
+ * written (recorded() below). POSTs are tried on the event loop first: with
+ * the tenant and channel cached and rate-limit tokens at hand nothing blocks,
+ * and otherwise the request is passed to a worker before anything was done. */
 #include "gateway.h"
 
 #include <ctype.h>
@@ -22,15 +28,29 @@
 #define PATH_KEEP 1024      /* webhook_events.request_path */
 #define SIGNATURE_KEEP 512  /* webhook_events.signature */
 
+enum intake_outcome {
+    INTAKE_RECORD,   /* record the row (accepted or rejected), answer once committed */
+    INTAKE_ANSWERED, /* answered without a row (503) */
+    INTAKE_PASS,     /* on the loop and it would block: run again on a worker */
+};
+
+/* One request being checked and then recorded. Heap-allocated: it lives until
+ * its row is committed and the response finished. */
 struct intake {
     struct gateway *gw;
     char path[PATH_KEEP + 1], signature[SIGNATURE_KEEP + 1]; /* cut to the columns' limits */
     char ids[3][SB_UUID_STRLEN]; /* path ids, lower-cased */
     struct http_request *req;
     struct http_response *res;
+    struct http_deferred *pending;
+    bool may_block; /* false on the event loop */
+    enum intake_outcome outcome;
+    int status;        /* the HTTP status of a rejection */
+    char message[256]; /* and its explanation */
     const char *source, *tenant_id, *workspace_id, *channel_id;
     struct lookup_info info;
     bool tenant_known, channel_known;
+    struct channels_inspection insp; /* the dedup key the row points to */
     struct event_row row;
     char reason[64];
     char detail[256];
@@ -53,9 +73,9 @@ static void count(struct intake *in, const char *outcome)
     metric_add(in->gw->m_requests, labels, 1);
 }
 
-/* Records the request as rejected (best effort: a database outage must not
- * turn a 4xx into a 5xx) and answers `status` with the reason. */
-static void reject(struct intake *in, int status, const char *reason, const char *message)
+/* Marks the request to be recorded as rejected and answered `status` with
+ * the reason once recorded. Always false, for the checks' convenience. */
+static bool reject(struct intake *in, int status, const char *reason, const char *message)
 {
     struct event_row *r = &in->row;
     r->tenant_id = in->tenant_known ? in->tenant_id : NULL;
@@ -68,43 +88,42 @@ static void reject(struct intake *in, int status, const char *reason, const char
         r->payload_len = REJECTED_PAYLOAD_KEEP;
         r->payload_truncated = true;
     }
-    int rc = committer_submit(in->gw->committer, r);
-    if (rc != 0)
-        sb_log_warn(in->gw->svc->log, &in->lctx, "could not record rejected webhook (%s): %s",
-                    reason, sb_strerror(rc));
-    metric_add(in->gw->m_rejections, (const char *[]){reason}, 1);
-    count(in, "rejected");
-    sb_log_info(in->gw->svc->log, &in->lctx, "webhook rejected: %s (%s)", reason, message);
-    json_t *body = json_pack("{s:s, s:{s:s, s:s}, s:s?}", "status", "rejected", "error", "code",
-                             reason, "message", message, "eventId", rc == 0 ? r->id : NULL);
-    http_respond_json(in->res, status, body);
+    in->status = status;
+    snprintf(in->message, sizeof in->message, "%s", message);
+    in->outcome = INTAKE_RECORD;
+    return false;
 }
 
-static void unavailable(struct intake *in, int rc)
+static bool unavailable(struct intake *in, int rc)
 {
     count(in, "error");
     sb_log_error(in->gw->svc->log, &in->lctx, "webhook not recorded: %s", sb_strerror(rc));
     int hr = http_response_header(in->res, "Retry-After", "5");
     (void)hr; /* only advice to the sender */
     http_respond_error(in->res, 503, "unavailable", "the event could not be stored; retry later");
+    in->outcome = INTAKE_ANSWERED;
+    return false;
+}
+
+/* Nothing done yet that cannot be repeated: let a worker take it from the top. */
+static bool pass(struct intake *in)
+{
+    in->outcome = INTAKE_PASS;
+    return false;
 }
 
 /* Path ids, then tenant and channel. Returns false when it answered. */
 static bool check_target(struct intake *in)
 {
-    if (!valid_source(in->source)) {
-        reject(in, 404, "unknown_source", "source must be whatsapp, instagram or web");
-        return false;
-    }
-    if (!valid_id(in->tenant_id) || !valid_id(in->workspace_id) || !valid_id(in->channel_id)) {
-        reject(in, 400, "invalid_path", "tenant, workspace and channel ids must be UUIDs");
-        return false;
-    }
-    int rc = lookup_get(in->gw->lookup, in->tenant_id, in->channel_id, &in->info);
-    if (rc != 0) {
-        unavailable(in, rc);
-        return false;
-    }
+    if (!valid_source(in->source))
+        return reject(in, 404, "unknown_source", "source must be whatsapp, instagram or web");
+    if (!valid_id(in->tenant_id) || !valid_id(in->workspace_id) || !valid_id(in->channel_id))
+        return reject(in, 400, "invalid_path", "tenant, workspace and channel ids must be UUIDs");
+    int rc = lookup_get(in->gw->lookup, in->tenant_id, in->channel_id, in->may_block, &in->info);
+    if (rc == SB_EWOULDBLOCK)
+        return pass(in);
+    if (rc != 0)
+        return unavailable(in, rc);
     in->tenant_known = in->info.result != LOOKUP_NO_TENANT;
     in->channel_known = in->info.result == LOOKUP_FOUND;
     if (!in->tenant_known) {
@@ -164,15 +183,14 @@ static bool check_signature(struct intake *in)
 }
 
 /* Well-formed JSON of the channel's shape; the dedup key. */
-static bool check_payload(struct intake *in, struct channels_inspection *insp)
+static bool check_payload(struct intake *in)
 {
+    struct channels_inspection *insp = &in->insp;
     enum channel_type type;
     struct sb_str body = http_request_body(in->req);
     char reason[CHANNELS_REASON_MAX] = "", detail[256] = "";
-    if (channels_type_parse(in->source, &type) != 0) {
-        unavailable(in, -EINVAL); /* check_target admitted only known sources */
-        return false;
-    }
+    if (channels_type_parse(in->source, &type) != 0)
+        return unavailable(in, -EINVAL); /* check_target admitted only known sources */
     int rc = channels_inspect(type, body.ptr, body.len, insp, reason, sizeof reason, detail,
                               sizeof detail);
     if (rc == SB_EPARSE) {
@@ -180,10 +198,8 @@ static bool check_payload(struct intake *in, struct channels_inspection *insp)
         reject(in, 400, in->reason, detail);
         return false;
     }
-    if (rc != 0) {
-        unavailable(in, rc); /* out of memory: the sender should retry */
-        return false;
-    }
+    if (rc != 0)
+        return unavailable(in, rc); /* out of memory: the sender should retry */
     if (type == CHANNEL_WEB && strcmp(insp->visitor_id, in->detail) != 0) {
         reject(in, 403, "visitor_mismatch", "the message's visitor_id is not the token's visitor");
         return false;
@@ -195,14 +211,15 @@ static bool check_rate(struct intake *in)
 {
     long retry_ms = 0;
     int rc = ratelimit_take(in->gw->ratelimit, in->tenant_id, in->info.rate_per_second,
-                            in->info.rate_burst, &retry_ms);
+                            in->info.rate_burst, in->may_block, &retry_ms);
+    if (rc == SB_EWOULDBLOCK)
+        return pass(in);
     if (rc == -EAGAIN) {
         char secs[24];
         snprintf(secs, sizeof secs, "%ld", (retry_ms + 999) / 1000);
         int hr = http_response_header(in->res, "Retry-After", secs);
         (void)hr;
-        reject(in, 429, "rate_limited", "the tenant's webhook rate limit is exceeded");
-        return false;
+        return reject(in, 429, "rate_limited", "the tenant's webhook rate limit is exceeded");
     }
     if (rc != 0)
         sb_log_debug(in->gw->svc->log, &in->lctx, "rate limit unavailable (%s): letting through",
@@ -210,25 +227,78 @@ static bool check_rate(struct intake *in)
     return true;
 }
 
-static void accept_event(struct intake *in, const struct channels_inspection *insp)
+static void accept_event(struct intake *in)
 {
     struct event_row *r = &in->row;
     r->tenant_id = in->tenant_id;
     r->workspace_id = in->workspace_id;
     r->channel_id = in->channel_id;
     r->source = in->source;
-    r->dedup_key = insp->dedup_key;
-    int rc = committer_submit(in->gw->committer, r);
-    if (rc != 0) {
-        unavailable(in, rc);
+    r->dedup_key = in->insp.dedup_key;
+    in->status = 200;
+    in->outcome = INTAKE_RECORD;
+}
+
+static void intake_free(struct intake *in)
+{
+    lookup_info_cleanup(&in->info);
+    free(in);
+}
+
+/* The rejection's answer, once its row was recorded (or not: a database
+ * outage must not turn a 4xx into a 5xx). */
+static void answer_rejected(struct intake *in)
+{
+    const struct event_row *r = &in->row;
+    if (r->result != 0)
+        sb_log_warn(in->gw->svc->log, &in->lctx, "could not record rejected webhook (%s): %s",
+                    r->rejection_reason, sb_strerror(r->result));
+    metric_add(in->gw->m_rejections, (const char *[]){r->rejection_reason}, 1);
+    count(in, "rejected");
+    sb_log_info(in->gw->svc->log, &in->lctx, "webhook rejected: %s (%s)", r->rejection_reason,
+                in->message);
+    json_t *body = json_pack("{s:s, s:{s:s, s:s}, s:s?}", "status", "rejected", "error", "code",
+                             r->rejection_reason, "message", in->message, "eventId",
+                             r->result == 0 ? r->id : NULL);
+    http_respond_json(in->res, in->status, body);
+}
+
+static void answer_accepted(struct intake *in)
+{
+    const struct event_row *r = &in->row;
+    if (r->result != 0) {
+        unavailable(in, r->result);
         return;
     }
     count(in, r->duplicate ? "duplicate" : "accepted");
-    json_t *body = json_pack("{s:s, s:s}", "status", "received", "eventId",
-                             r->duplicate ? r->original_id : r->id);
-    if (body && r->duplicate)
-        json_object_set_new(body, "duplicate", json_true());
-    http_respond_json(in->res, 200, body);
+    char body[160];
+    int n = snprintf(body, sizeof body, "{\"status\":\"received\",\"eventId\":\"%s\"%s}",
+                     r->duplicate ? r->original_id : r->id, r->duplicate ? ",\"duplicate\":true" : "");
+    http_respond(in->res, 200, "application/json", body, (size_t)n);
+}
+
+/* The committer's call once the row's batch is written or failed (on its
+ * writer thread): answer, hand the response to the loop, and let go. */
+static void recorded(struct event_row *row, void *arg)
+{
+    struct intake *in = arg;
+    (void)row;
+    if (in->row.rejection_reason)
+        answer_rejected(in);
+    else
+        answer_accepted(in);
+    http_deferred_finish(in->pending);
+    intake_free(in);
+}
+
+/* Hands the row to the committer; the response follows when it is written. */
+static void record(struct intake *in)
+{
+    in->pending = http_defer(in->req);
+    in->res = http_deferred_response(in->pending);
+    in->row.done = recorded;
+    in->row.done_arg = in;
+    committer_enqueue(in->gw->committer, &in->row);
 }
 
 /* UUIDs compare case-insensitively in PostgreSQL but not in caches and token
@@ -243,13 +313,16 @@ static const char *lower_id(char out[SB_UUID_STRLEN], const char *id)
     return out;
 }
 
-static void intake_init(struct intake *in, struct gateway *gw, struct http_request *req,
-                        struct http_response *res)
+static struct intake *intake_new(struct gateway *gw, struct http_request *req,
+                                 struct http_response *res)
 {
-    memset(in, 0, sizeof *in);
+    struct intake *in = calloc(1, sizeof *in);
+    if (!in)
+        return NULL;
     in->gw = gw;
     in->req = req;
     in->res = res;
+    in->may_block = !http_request_on_loop(req);
     in->source = http_request_param(req, "source");
     in->tenant_id = lower_id(in->ids[0], http_request_param(req, "tenant_id"));
     in->workspace_id = lower_id(in->ids[1], http_request_param(req, "workspace_id"));
@@ -273,25 +346,39 @@ static void intake_init(struct intake *in, struct gateway *gw, struct http_reque
         r->signature = http_request_header(req, VISITOR_TOKEN_HEADER) ? "visitor-token" : NULL;
     }
     r->correlation_id = in->lctx.correlation_id;
+    return in;
+}
+
+/* Records, answers, or passes on: the end of both handlers. */
+static void intake_finish(struct intake *in)
+{
+    if (in->outcome == INTAKE_RECORD) {
+        record(in); /* `in` belongs to the committer now */
+        return;
+    }
+    if (in->outcome == INTAKE_PASS)
+        http_request_pass_to_worker(in->req);
+    intake_free(in);
 }
 
 static void webhook_post(struct http_request *req, struct http_response *res, void *arg)
 {
-    struct intake in;
-    intake_init(&in, arg, req, res);
-    struct channels_inspection insp;
-    if (!check_target(&in))
+    struct intake *in = intake_new(arg, req, res);
+    if (!in) {
+        http_respond_error(res, 503, "unavailable", "out of memory; retry later");
+        return;
+    }
+    if (!check_target(in))
         goto out;
     if (http_request_oversize(req)) {
-        in.row.payload_truncated = true;
-        reject(&in, 413, "payload_too_large", "the body is larger than 4 MiB");
+        in->row.payload_truncated = true;
+        reject(in, 413, "payload_too_large", "the body is larger than 4 MiB");
         goto out;
     }
-    if (!check_signature(&in) || !check_payload(&in, &insp) || !check_rate(&in))
-        goto out;
-    accept_event(&in, &insp);
+    if (check_signature(in) && check_payload(in) && check_rate(in))
+        accept_event(in);
 out:
-    lookup_info_cleanup(&in.info);
+    intake_finish(in);
 }
 
 static bool sane_challenge(const char *s)
@@ -309,39 +396,43 @@ static bool sane_challenge(const char *s)
  * matches the channel's. Failures are recorded like rejected events. */
 static void webhook_verify(struct http_request *req, struct http_response *res, void *arg)
 {
-    struct intake in;
-    intake_init(&in, arg, req, res);
-    if (strcmp(in.source ? in.source : "", "web") == 0) {
-        reject(&in, 404, "unknown_source", "the verification handshake is for whatsapp and instagram");
+    struct intake *in = intake_new(arg, req, res);
+    if (!in) {
+        http_respond_error(res, 503, "unavailable", "out of memory; retry later");
+        return;
+    }
+    if (strcmp(in->source ? in->source : "", "web") == 0) {
+        reject(in, 404, "unknown_source", "the verification handshake is for whatsapp and instagram");
         goto out;
     }
-    if (!check_target(&in))
+    if (!check_target(in))
         goto out;
     const char *mode = http_request_query(req, "hub.mode");
     const char *token = http_request_query(req, "hub.verify_token");
     const char *challenge = http_request_query(req, "hub.challenge");
     if (!mode || strcmp(mode, "subscribe") != 0) {
-        reject(&in, 403, "bad_handshake", "hub.mode must be subscribe");
+        reject(in, 403, "bad_handshake", "hub.mode must be subscribe");
     } else if (!challenge || !sane_challenge(challenge)) {
-        reject(&in, 400, "bad_handshake", "hub.challenge is missing or malformed");
-    } else if (!token || !in.info.verify_token ||
-               !crypto_equal(token, strlen(token), in.info.verify_token,
-                             strlen(in.info.verify_token))) {
-        reject(&in, 403, "bad_verify_token", "hub.verify_token does not match");
+        reject(in, 400, "bad_handshake", "hub.challenge is missing or malformed");
+    } else if (!token || !in->info.verify_token ||
+               !crypto_equal(token, strlen(token), in->info.verify_token,
+                             strlen(in->info.verify_token))) {
+        reject(in, 403, "bad_verify_token", "hub.verify_token does not match");
     } else {
-        count(&in, "verified");
-        sb_log_info(in.gw->svc->log, &in.lctx, "webhook verification handshake answered");
+        count(in, "verified");
+        sb_log_info(in->gw->svc->log, &in->lctx, "webhook verification handshake answered");
         http_respond(res, 200, "text/plain; charset=utf-8", challenge, strlen(challenge));
+        in->outcome = INTAKE_ANSWERED;
     }
 out:
-    lookup_info_cleanup(&in.info);
+    intake_finish(in);
 }
 
 int webhook_routes(struct gateway *gw)
 {
     static const char PATH[] = "/v1/webhook/{source}/{tenant_id}/{workspace_id}/{channel_id}";
     const struct http_route_opts post = {.max_body = WEBHOOK_MAX_BODY,
-                                         .flags = HTTP_ROUTE_SEE_OVERSIZE};
+                                         .flags = HTTP_ROUTE_SEE_OVERSIZE | HTTP_ROUTE_TRY_INLINE};
     gw->m_requests = metrics_counter(gw->svc->metrics, "gateway_webhook_requests_total",
                                      "Webhook requests by source and outcome.", "source,outcome");
     gw->m_rejections = metrics_counter(gw->svc->metrics, "gateway_webhook_rejections_total",

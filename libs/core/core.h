@@ -33,6 +33,7 @@ enum sb_err {
     SB_EUNAVAIL = -10008, /* a dependency is unavailable */
     SB_EAUTH = -10009,    /* authentication or signature failure */
     SB_ESHUTDOWN = -10010,/* the component is shutting down */
+    SB_EWOULDBLOCK = -10011, /* the caller may not wait, and the answer needs waiting */
 };
 
 /* Returns a static, human-readable description of `code` (0 or negative). */

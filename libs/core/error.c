@@ -17,6 +17,7 @@ static const char *sb_err_text(int code)
     case SB_EUNAVAIL: return "dependency unavailable";
     case SB_EAUTH: return "authentication failed";
     case SB_ESHUTDOWN: return "shutting down";
+    case SB_EWOULDBLOCK: return "would have to wait";
     default: return NULL;
     }
 }

@@ -16,6 +16,8 @@
 #include <libpq-fe.h>
 #include <stdint.h>
 
+#include "core.h"
+
 #define DB_STMT_CACHE_SLOTS 256 /* statements per connection; more are run unprepared */
 #define DB_STMT_NAME_MAX    16
 
@@ -46,5 +48,9 @@ const char *db_conn_prepared(PGconn *c, const char *sql, int nparams, int *rc, P
  * or its plan cannot serve any more, e.g. after a migration changed a column
  * it returns): the next call prepares it afresh under a new name. */
 void db_conn_forget(PGconn *c, const char *sql);
+
+/* Maps a statement's result to 0 (kept in *res or cleared) or an error code
+ * (see db_exec) with the server's message in `err`. Takes ownership of `r`. */
+int db_result_outcome(PGconn *c, PGresult *r, PGresult **res, struct sb_buf *err);
 
 #endif

@@ -139,6 +139,60 @@ const char *db_array_text(struct db_array *a);
 int db_exec_arrays(PGconn *c, const char *sql, const char *first, struct db_array *a, int n,
                    PGresult **res, struct sb_buf *err) SB_MUST_USE;
 
+/* The same element by element in PostgreSQL's binary array format, for
+ * parameters sent in binary (format 1): no quoting or escaping on either
+ * side, and a bytea element travels as its raw bytes. One dimension, lower
+ * bound 1. `oid` is the element type's (DB_OID_*); elements are added in
+ * that type's binary form (text: its bytes; uuid: 16 bytes; bool: 1 byte). */
+#define DB_OID_BOOL  16
+#define DB_OID_BYTEA 17
+#define DB_OID_TEXT  25
+#define DB_OID_UUID  2950
+struct db_bin_array {
+    struct sb_buf data; /* header, then (length, bytes) per element */
+    unsigned oid;
+    int count;
+    bool has_null;
+};
+void db_bin_array_init(struct db_bin_array *a, unsigned oid, size_t max_bytes);
+void db_bin_array_cleanup(struct db_bin_array *a);
+void db_bin_array_reset(struct db_bin_array *a);
+/* Appends `len` bytes as one element, or SQL NULL when v is NULL.
+ * SB_ELIMIT past max_bytes (the array is then unchanged), -ENOMEM. */
+int db_bin_array_add(struct db_bin_array *a, const void *v, size_t len) SB_MUST_USE;
+/* A NUL-terminated text element, or NULL. */
+int db_bin_array_add_str(struct db_bin_array *a, const char *v) SB_MUST_USE;
+/* A canonical UUID string as a uuid element (-EINVAL when malformed), or NULL. */
+int db_bin_array_add_uuid(struct db_bin_array *a, const char *uuid) SB_MUST_USE;
+/* The finished parameter (valid until the next add, reset or cleanup) and
+ * its length in bytes. */
+const char *db_bin_array_param(struct db_bin_array *a, int *len);
+
+/* ---------------------------------------------------------------- pipelines */
+
+/* One statement of a pipeline (db_pipeline). `lengths` and `formats` follow
+ * PQexecParams (NULL: every parameter is a text string). `res` receives the
+ * statement's result on success (the caller PQclear()s it), else NULL. */
+struct db_call {
+    const char *sql;
+    int nparams;
+    const char *const *values;
+    const int *lengths;
+    const int *formats;
+    PGresult *res;
+};
+
+#define DB_PIPELINE_MAX 16 /* statements in one db_pipeline() */
+/* Runs calls[0..n) in one round trip as one implicit transaction (libpq
+ * pipeline mode, one Sync; the connection must not be inside a transaction):
+ * committed together at the end when every statement succeeded, rolled back
+ * otherwise. A set_config(…, true) among them lasts until the end, so
+ * `SELECT set_config('app.tenant_id', $1, true)` first scopes the rest to a
+ * tenant. Each text is prepared once per connection, as db_exec() does.
+ * Returns 0; or the first failure's code (see db_exec; the server's message in
+ * `err`), every res then NULL; -EINVAL for n outside 1..DB_PIPELINE_MAX. */
+int db_pipeline(PGconn *c, struct db_call *calls, int n, struct sb_buf *err) SB_MUST_USE;
+
 /* ---------------------------------------------------------------- transactions */
 
 /* Body of a transaction: runs statements on `c` (borrowed for the call) and

@@ -37,9 +37,7 @@ void db_err_setf(struct sb_buf *err, const char *fmt, ...)
     (void)rc; /* fits by construction; on -ENOMEM the buffer stays empty */
 }
 
-/* Maps a statement's result to 0 (kept in *res or cleared) or an error code
- * with the server's message in `err`. Takes ownership of `r`. */
-static int exec_outcome(PGconn *c, PGresult *r, PGresult **res, struct sb_buf *err)
+int db_result_outcome(PGconn *c, PGresult *r, PGresult **res, struct sb_buf *err)
 {
     ExecStatusType st = PQresultStatus(r);
     if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
@@ -78,14 +76,14 @@ int db_exec(PGconn *c, const char *sql, int nparams, const char *const *params, 
     PGresult *failed = NULL;
     const char *name = db_conn_prepared(c, sql, nparams, &rc, &failed);
     if (rc != 0)
-        return exec_outcome(c, failed, res, err);
+        return db_result_outcome(c, failed, res, err);
     PGresult *r = name ? PQexecPrepared(c, name, nparams, params, NULL, NULL, 0)
                        : PQexecParams(c, sql, nparams, NULL, params, NULL, NULL, 0);
     const char *state = name && r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
     if (state && (strcmp(state, SQLSTATE_NO_SUCH_STATEMENT) == 0 ||
                   strcmp(state, SQLSTATE_FEATURE_NOT_SUPPORTED) == 0))
         db_conn_forget(c, sql); /* e.g. "cached plan must not change result type" */
-    return exec_outcome(c, r, res, err);
+    return db_result_outcome(c, r, res, err);
 }
 
 const char *db_value(const PGresult *res, int row, int col)

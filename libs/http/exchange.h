@@ -7,7 +7,11 @@
  * the loop owns it again, writes the response and frees it. If the client
  * goes away meanwhile, the loop only marks it orphaned (a loop-only field)
  * and frees it when it comes back from the worker. No field is ever touched
- * by two threads at once. */
+ * by two threads at once.
+ *
+ * A handler may defer its response (http_defer): the exchange then belongs
+ * to whoever finishes it, and reaches the loop through the same done queue
+ * once both the handler's thread and the finisher have let go of it. */
 #ifndef SABIA_HTTP_EXCHANGE_H
 #define SABIA_HTTP_EXCHANGE_H
 
@@ -15,6 +19,7 @@
 #include "router.h"
 
 #include <libwebsockets.h>
+#include <stdatomic.h>
 
 struct kv {
     char *name;  /* lower-case for headers */
@@ -50,6 +55,7 @@ enum exchange_state { EX_READING, EX_DISCARDING, EX_QUEUED, EX_READY, EX_WRITING
 struct exchange {
     struct http_request req;
     struct http_response res;
+    struct http_server *server;
     struct lws *wsi;          /* loop-only */
     enum exchange_state state;
     bool orphaned;            /* loop-only: the connection closed while queued */
@@ -64,10 +70,19 @@ struct exchange {
     lws_usec_t due_us;        /* loop-only: when a delayed response may be written */
     bool timer_armed;         /* loop-only: waiting in the server's delay queue */
     bool delay_done;
+    /* Set and read by the thread running the handler, during and right after
+     * the call: */
+    bool on_loop;             /* the handler runs on the loop (may not block) */
+    bool to_worker;           /* it asked to be run again on a worker */
+    bool deferred;            /* it called http_defer() */
+    /* A deferred exchange has two holders, the thread that ran the handler
+     * and whoever finishes it; the one that lets go last hands it to the
+     * loop, so neither touches it after the other may have freed it. */
+    atomic_int holders;
     struct exchange *next;    /* queue link */
 };
 
-struct exchange *exchange_new(void);
+struct exchange *exchange_new(struct http_server *server);
 void exchange_free(struct exchange *ex);
 
 /* Adds a captured header (name lower-cased, both copied). */

@@ -72,6 +72,11 @@ enum http_route_flags {
      * dropped; see http_request_oversize), so the handler can record the
      * attempt before answering 413. Otherwise the server answers 413 itself. */
     HTTP_ROUTE_SEE_OVERSIZE = 1 << 1,
+    /* Run on the event loop first, where the handler must not block; when it
+     * would have to (a cache miss, say) it calls http_request_pass_to_worker()
+     * and returns, and the request is handled again from the start on a
+     * worker. Saves two thread hand-offs per request on hot routes. */
+    HTTP_ROUTE_TRY_INLINE = 1 << 2,
 };
 
 struct http_route_opts {
@@ -121,6 +126,36 @@ bool http_request_oversize(const struct http_request *r);
 const char *http_request_correlation_id(const struct http_request *r);
 /* The peer's IP address as text. */
 const char *http_request_peer(const struct http_request *r);
+
+/* True while the handler runs on the event loop (HTTP_ROUTE_INLINE or
+ * HTTP_ROUTE_TRY_INLINE), where it must not block. */
+bool http_request_on_loop(const struct http_request *r);
+/* From a handler on the loop that would have to block: it must not have
+ * answered, deferred or done anything it cannot repeat; after it returns the
+ * request is handled again, from the start, on a worker. No effect on a
+ * worker. */
+void http_request_pass_to_worker(struct http_request *r);
+
+/* ---------------------------------------------------------------- deferred responses
+ *
+ * A handler whose answer depends on work finished elsewhere (a group commit)
+ * defers it instead of blocking its thread: it calls http_defer(), hands the
+ * handle to whoever will finish the work, and returns. That thread later
+ * fills in the response and calls http_deferred_finish(); the loop then
+ * writes it. Until then the request and the response stay valid for the
+ * holder of the handle (the handler's own thread must not touch them after
+ * giving the handle away), and no worker is held. If the client goes away
+ * meanwhile, the holder notices nothing and the exchange is freed once it is
+ * finished. Every deferred request must be finished exactly once, before
+ * http_server_free(); the server's drain on stop waits for them. */
+struct http_deferred;
+/* At most once per handler call. */
+struct http_deferred *http_defer(struct http_request *req);
+const struct http_request *http_deferred_request(struct http_deferred *d);
+struct http_response *http_deferred_response(struct http_deferred *d);
+/* Hands the filled-in response to the loop (any thread). The loop is woken
+ * once for all the responses finished before it runs. d is gone afterwards. */
+void http_deferred_finish(struct http_deferred *d);
 
 /* ---------------------------------------------------------------- responses */
 

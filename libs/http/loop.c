@@ -123,7 +123,7 @@ static int bind_route(struct http_server *s, struct exchange *ex)
             }
         }
         const struct http_route_opts *o = &ex->req.route->opts;
-        ex->inline_handler = (o->flags & HTTP_ROUTE_INLINE) != 0;
+        ex->inline_handler = (o->flags & (HTTP_ROUTE_INLINE | HTTP_ROUTE_TRY_INLINE)) != 0;
         ex->max_body = o->max_body ? o->max_body : s->cfg.max_body;
         ex->req.body.max = ex->max_body;
     }
@@ -136,8 +136,20 @@ void exchange_run_handler(struct exchange *ex)
 {
     ex->res.status = 0;
     ex->req.route->fn(&ex->req, &ex->res, ex->req.route->arg);
+    if (ex->deferred || ex->to_worker)
+        return; /* the response is someone else's now, or comes later */
     if (ex->res.status == 0 && http_respond_error(&ex->res, 500, "internal", "handler gave no response") != 0)
         ex->res.status = 500;
+}
+
+/* A handler on the loop passed its request on: forget what it may have set. */
+static void response_reset(struct http_response *res)
+{
+    res->status = 0;
+    res->content_type[0] = '\0';
+    res->delay_ms = 0;
+    sb_buf_reset(&res->headers);
+    sb_buf_reset(&res->body);
 }
 
 static void arm_delay_timer(struct http_server *s);
@@ -214,18 +226,45 @@ static void schedule_write(struct http_server *s, struct exchange *ex)
     lws_callback_on_writable(ex->wsi);
 }
 
-static void dispatch(struct http_server *s, struct exchange *ex)
+/* The exchange leaves the loop's hands until it comes back on the done queue. */
+static void mark_away(struct http_server *s, struct exchange *ex)
 {
-    if (ex->state == EX_READY || ex->inline_handler) {
-        if (ex->state != EX_READY)
-            exchange_run_handler(ex);
-        ex->state = EX_READY;
-        schedule_write(s, ex);
-        return;
-    }
     ex->state = EX_QUEUED;
     ex->counted = true;
     s->inflight++;
+}
+
+/* Runs an inline (or try-inline) handler on the loop. True when the request
+ * must go to a worker after all. */
+static bool run_on_loop(struct http_server *s, struct exchange *ex)
+{
+    ex->on_loop = true;
+    exchange_run_handler(ex);
+    ex->on_loop = false;
+    if (ex->to_worker) {
+        ex->to_worker = false;
+        response_reset(&ex->res);
+        return true;
+    }
+    if (ex->deferred) {
+        mark_away(s, ex);
+        if (!exchange_let_go(ex))
+            return false; /* the finisher hands it back through the done queue */
+    }
+    ex->state = EX_READY; /* answered, or deferred and finished already */
+    schedule_write(s, ex);
+    return false;
+}
+
+static void dispatch(struct http_server *s, struct exchange *ex)
+{
+    if (ex->state == EX_READY) {
+        schedule_write(s, ex);
+        return;
+    }
+    if (ex->inline_handler && !run_on_loop(s, ex))
+        return;
+    mark_away(s, ex);
     workers_submit(s, ex);
 }
 
@@ -269,7 +308,7 @@ static void refuse_oversize(struct exchange *ex)
 /* A request head has arrived: build its exchange. */
 static int on_http(struct http_server *s, struct lws *wsi, struct conn *c, const char *uri)
 {
-    struct exchange *ex = exchange_new();
+    struct exchange *ex = exchange_new(s);
     if (!ex)
         return -1;
     c->ex = ex;

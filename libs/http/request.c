@@ -1,16 +1,17 @@
 /* request.c - request storage and the accessors handlers use. */
-#include "exchange.h"
+#include "server.h"
 
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
-struct exchange *exchange_new(void)
+struct exchange *exchange_new(struct http_server *server)
 {
     struct exchange *ex = calloc(1, sizeof *ex);
     if (!ex)
         return NULL;
+    ex->server = server;
     ex->res.status = 500;
     sb_buf_init(&ex->req.body, HTTP_DEFAULT_MAX_BODY);
     sb_buf_init(&ex->res.headers, 16 * 1024);
@@ -157,4 +158,43 @@ const char *http_request_correlation_id(const struct http_request *r)
 const char *http_request_peer(const struct http_request *r)
 {
     return r->peer;
+}
+
+bool http_request_on_loop(const struct http_request *r)
+{
+    return ((const struct exchange *)r)->on_loop;
+}
+
+void http_request_pass_to_worker(struct http_request *r)
+{
+    struct exchange *ex = (struct exchange *)r;
+    if (ex->on_loop)
+        ex->to_worker = true;
+}
+
+struct http_deferred *http_defer(struct http_request *req)
+{
+    struct exchange *ex = (struct exchange *)req;
+    ex->deferred = true;
+    atomic_store_explicit(&ex->holders, 2, memory_order_relaxed);
+    return (struct http_deferred *)ex;
+}
+
+const struct http_request *http_deferred_request(struct http_deferred *d)
+{
+    return &((struct exchange *)d)->req;
+}
+
+struct http_response *http_deferred_response(struct http_deferred *d)
+{
+    return &((struct exchange *)d)->res;
+}
+
+void http_deferred_finish(struct http_deferred *d)
+{
+    struct exchange *ex = (struct exchange *)d;
+    if (ex->res.status == 0 && http_respond_error(&ex->res, 500, "internal", "deferred response left empty") != 0)
+        ex->res.status = 500;
+    if (exchange_let_go(ex))
+        done_push(ex->server, ex);
 }

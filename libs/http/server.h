@@ -61,6 +61,13 @@ struct exchange *queue_pop(struct exchange_queue *q);
 int workers_start(struct http_server *s);
 /* Hands an exchange to the workers (loop thread). */
 void workers_submit(struct http_server *s, struct exchange *ex);
+/* Hands a finished exchange back to the loop (any thread); the loop is woken
+ * only when the queue was empty, since it drains the whole queue at once. */
+void done_push(struct http_server *s, struct exchange *ex);
+/* After a handler deferred its exchange: lets go of the handler thread's
+ * hold. True when the exchange was finished already and is the caller's
+ * again (the loop writes it; a worker pushes it to the done queue). */
+bool exchange_let_go(struct exchange *ex);
 void workers_stop(struct http_server *s);
 
 /* loop.c */

@@ -1,5 +1,6 @@
 /* workers.c - the handler threads. Each takes an exchange off the work queue,
- * runs its handler, puts it on the done queue and wakes the event loop. */
+ * runs its handler, puts it on the done queue and wakes the event loop (or,
+ * when the handler deferred it, leaves that to whoever finishes it). */
 #include "server.h"
 
 #include <stdlib.h>
@@ -38,11 +39,24 @@ static void *worker_main(void *arg)
         if (!ex)
             return NULL; /* exit requested and nothing left */
         exchange_run_handler(ex);
-        pthread_mutex_lock(&s->done_mu);
-        queue_push(&s->done, ex);
-        pthread_mutex_unlock(&s->done_mu);
-        lws_cancel_service(s->ctx);
+        if (!ex->deferred || exchange_let_go(ex))
+            done_push(s, ex);
     }
+}
+
+void done_push(struct http_server *s, struct exchange *ex)
+{
+    pthread_mutex_lock(&s->done_mu);
+    bool wake = s->done.head == NULL;
+    queue_push(&s->done, ex);
+    pthread_mutex_unlock(&s->done_mu);
+    if (wake)
+        lws_cancel_service(s->ctx);
+}
+
+bool exchange_let_go(struct exchange *ex)
+{
+    return atomic_fetch_sub_explicit(&ex->holders, 1, memory_order_acq_rel) == 1;
 }
 
 int workers_start(struct http_server *s)

@@ -95,7 +95,8 @@ Test(strerror, known_codes, .timeout = 30)
     cr_assert_str_eq(sb_strerror(-ENOMEM), "Cannot allocate memory");
     cr_assert_str_eq(sb_strerror(-ETIMEDOUT), "Connection timed out");
     const int ours[] = {SB_ELIMIT,   SB_EPARSE,   SB_ECONFIG,   SB_EDB,   SB_EREDIS,
-                        SB_ENOTFOUND, SB_ECONFLICT, SB_EUNAVAIL, SB_EAUTH, SB_ESHUTDOWN};
+                        SB_ENOTFOUND, SB_ECONFLICT, SB_EUNAVAIL, SB_EAUTH, SB_ESHUTDOWN,
+                        SB_EWOULDBLOCK};
     for (size_t i = 0; i < sizeof(ours) / sizeof(ours[0]); i++) {
         cr_assert_str_neq(sb_strerror(ours[i]), "unknown error", "code %d", ours[i]);
         for (size_t j = 0; j < i; j++)
@@ -108,7 +109,7 @@ Test(strerror, unknown_codes, .timeout = 30)
     cr_assert_str_eq(sb_strerror(1), "unknown error");
     cr_assert_str_eq(sb_strerror(-9999), "unknown error");
     cr_assert_str_eq(sb_strerror(-10000), "unknown error");
-    cr_assert_str_eq(sb_strerror(-10011), "unknown error");
+    cr_assert_str_eq(sb_strerror(-10012), "unknown error");
     cr_assert_str_eq(sb_strerror(INT_MIN), "unknown error");
 }
 

@@ -108,6 +108,81 @@ static void h_bad_header(struct http_request *req, struct http_response *res, vo
     http_respond(res, 204, NULL, NULL, 0);
 }
 
+/* Deferred responses wait here until the test finishes them. */
+static struct {
+    pthread_mutex_t mu;
+    struct http_deferred *items[64];
+    int n;
+    int on_loop; /* how many were deferred by a handler running on the loop */
+} PENDING = {PTHREAD_MUTEX_INITIALIZER, {0}, 0, 0};
+
+static void h_deferred(struct http_request *req, struct http_response *res, void *arg)
+{
+    (void)res, (void)arg;
+    bool loop = http_request_on_loop(req);
+    struct http_deferred *d = http_defer(req);
+    pthread_mutex_lock(&PENDING.mu);
+    cr_assert_lt(PENDING.n, 64);
+    PENDING.items[PENDING.n++] = d;
+    PENDING.on_loop += loop;
+    pthread_mutex_unlock(&PENDING.mu);
+}
+
+/* Defers and finishes at once, before the handler returns. */
+static void h_deferred_now(struct http_request *req, struct http_response *res, void *arg)
+{
+    (void)res, (void)arg;
+    struct http_deferred *d = http_defer(req);
+    http_respond(http_deferred_response(d), 200, "text/plain", "now", 3);
+    http_deferred_finish(d);
+}
+
+/* On the loop unless ?block=1 asks for a worker; says where it answered. */
+static void h_maybe(struct http_request *req, struct http_response *res, void *arg)
+{
+    (void)arg;
+    const char *block = http_request_query(req, "block");
+    if (http_request_on_loop(req) && block && strcmp(block, "1") == 0) {
+        http_respond(res, 418, "text/plain", "ignored", 7); /* dropped by the pass */
+        http_request_pass_to_worker(req);
+        return;
+    }
+    const char *where = http_request_on_loop(req) ? "loop" : "worker";
+    http_respond(res, 200, "text/plain", where, strlen(where));
+}
+
+static int pending_count(void)
+{
+    pthread_mutex_lock(&PENDING.mu);
+    int n = PENDING.n;
+    pthread_mutex_unlock(&PENDING.mu);
+    return n;
+}
+
+static bool pending_wait(int n)
+{
+    for (int i = 0; i < 500 && pending_count() < n; i++) {
+        struct timespec ts = {0, 10 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    return pending_count() >= n;
+}
+
+/* Answers every pending request with `body`, from the test's thread. */
+static void pending_finish(const char *body)
+{
+    pthread_mutex_lock(&PENDING.mu);
+    for (int i = 0; i < PENDING.n; i++) {
+        struct http_deferred *d = PENDING.items[i];
+        cr_assert_str_eq(http_request_method(http_deferred_request(d)), "GET");
+        http_respond(http_deferred_response(d), 200, "text/plain", body, strlen(body));
+        http_deferred_finish(d);
+    }
+    PENDING.n = 0;
+    PENDING.on_loop = 0;
+    pthread_mutex_unlock(&PENDING.mu);
+}
+
 static struct http_server *SRV;
 static struct metrics *MET;
 static pthread_t RUNNER;
@@ -128,6 +203,7 @@ static void start(void)
     static const struct http_route_opts small = {.max_body = 1024};
     static const struct http_route_opts inl = {.flags = HTTP_ROUTE_INLINE};
     static const struct http_route_opts seen = {.flags = HTTP_ROUTE_SEE_OVERSIZE, .max_body = 64};
+    static const struct http_route_opts try_inl = {.flags = HTTP_ROUTE_TRY_INLINE};
     GATE.open = false;
     GATE.waiting = 0;
     MET = metrics_new();
@@ -145,6 +221,12 @@ static void start(void)
     cr_assert_eq(http_route(SRV, "GET", "/badheader", h_bad_header, NULL, NULL), 0);
     cr_assert_eq(http_route(SRV, "POST", "/seen", h_oversize, NULL, &seen), 0);
     cr_assert_eq(http_route(SRV, "GET", "/delayed", h_delayed, NULL, NULL), 0);
+    cr_assert_eq(http_route(SRV, "GET", "/deferred", h_deferred, NULL, NULL), 0);
+    cr_assert_eq(http_route(SRV, "GET", "/deferred-loop", h_deferred, NULL, &try_inl), 0);
+    cr_assert_eq(http_route(SRV, "GET", "/deferred-now", h_deferred_now, NULL, &try_inl), 0);
+    cr_assert_eq(http_route(SRV, "GET", "/maybe", h_maybe, NULL, &try_inl), 0);
+    PENDING.n = 0;
+    PENDING.on_loop = 0;
     snprintf(BASE, sizeof BASE, "http://127.0.0.1:%d", http_server_port(SRV));
     cr_assert_gt(http_server_port(SRV), 0);
     JOINED = false;
@@ -364,6 +446,104 @@ Test(server, client_leaving_during_a_delay_is_harmless)
     cr_assert_eq(st, 200);
     cr_assert_str_eq(b, "late");
     free(b);
+}
+
+/* Starts n GETs of `path` in the background. */
+static void bg_start(struct bg_request *r, int n, const char *path)
+{
+    for (int i = 0; i < n; i++) {
+        r[i] = (struct bg_request){.path = path};
+        pthread_create(&r[i].t, NULL, bg_main, &r[i]);
+    }
+}
+
+static void bg_expect(struct bg_request *r, int n, long status, const char *body)
+{
+    for (int i = 0; i < n; i++) {
+        pthread_join(r[i].t, NULL);
+        cr_assert_eq(r[i].status, status);
+        cr_assert_str_eq(r[i].body, body);
+        free(r[i].body);
+    }
+}
+
+Test(server, deferred_responses_hold_no_worker)
+{
+    /* Two workers, twenty deferred requests: every handler has run and
+     * returned, nobody is answered until the responses are finished, and the
+     * server keeps serving meanwhile. */
+    struct bg_request d[20];
+    bg_start(d, 20, "/deferred");
+    cr_assert(pending_wait(20), "handlers were serialised behind deferred responses");
+    long st;
+    free(ts_http("GET", url("/items/4"), NULL, NULL, 0, &st));
+    cr_assert_eq(st, 200);
+    cr_assert_eq(pending_count(), 20);
+    pending_finish("finished");
+    bg_expect(d, 20, 200, "finished");
+}
+
+Test(server, deferred_on_the_loop)
+{
+    struct bg_request d[5];
+    bg_start(d, 5, "/deferred-loop");
+    cr_assert(pending_wait(5));
+    pthread_mutex_lock(&PENDING.mu);
+    cr_assert_eq(PENDING.on_loop, 5, "try-inline handlers did not run on the loop");
+    pthread_mutex_unlock(&PENDING.mu);
+    pending_finish("later");
+    bg_expect(d, 5, 200, "later");
+    /* Finished before the handler even returned. */
+    long st;
+    char *b = ts_http("GET", url("/deferred-now"), NULL, NULL, 0, &st);
+    cr_assert_eq(st, 200);
+    cr_assert_str_eq(b, "now");
+    free(b);
+}
+
+Test(server, try_inline_passes_to_a_worker)
+{
+    long st;
+    char *b = ts_http("GET", url("/maybe"), NULL, NULL, 0, &st);
+    cr_assert_eq(st, 200);
+    cr_assert_str_eq(b, "loop");
+    free(b);
+    b = ts_http("GET", url("/maybe?block=1"), NULL, NULL, 0, &st);
+    cr_assert_eq(st, 200, "the response set before passing was kept");
+    cr_assert_str_eq(b, "worker");
+    free(b);
+}
+
+Test(server, client_leaving_before_a_deferred_response_is_harmless)
+{
+    for (int i = 0; i < 3; i++) {
+        CURL *c = curl_easy_init();
+        curl_easy_setopt(c, CURLOPT_URL, url(i % 2 ? "/deferred" : "/deferred-loop"));
+        curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 200L);
+        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sink);
+        cr_assert_eq(curl_easy_perform(c), CURLE_OPERATION_TIMEDOUT);
+        curl_easy_cleanup(c);
+    }
+    cr_assert(pending_wait(3));
+    pending_finish("nobody reads this"); /* the exchanges are freed, not written */
+    long st;
+    free(ts_http("GET", url("/items/5"), NULL, NULL, 0, &st));
+    cr_assert_eq(st, 200);
+}
+
+Test(server, shutdown_waits_for_deferred_responses)
+{
+    struct bg_request d;
+    bg_start(&d, 1, "/deferred");
+    cr_assert(pending_wait(1));
+    http_server_stop(SRV);
+    struct timespec ts = {0, 100 * 1000000L};
+    nanosleep(&ts, NULL);
+    pending_finish("drained");
+    bg_expect(&d, 1, 200, "drained");
+    pthread_join(RUNNER, NULL);
+    JOINED = true;
+    cr_assert_eq(RUN_RC, 0);
 }
 
 Test(server, handler_without_response_is_500)
