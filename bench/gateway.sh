@@ -23,8 +23,8 @@
 # user who can run PostgreSQL's binaries. Knobs (environment):
 #   BENCH_CONNECTIONS (64) BENCH_SECONDS (10) BENCH_WARMUP (2)
 #   BENCH_PAYLOADS (400000 per file) BENCH_PGBENCH_BATCHES ("64 256")
-#   BENCH_PGBENCH_CLIENTS ("2 4") BENCH_HTTP_WORKERS (= connections)
-#   BENCH_COMMIT_THREADS (2) BENCH_BATCH_MAX (256) BENCH_REDIS_POOL (= connections)
+#   BENCH_PGBENCH_CLIENTS ("2 4") BENCH_HTTP_WORKERS (8)
+#   BENCH_COMMIT_THREADS (1) BENCH_BATCH_MAX (256) BENCH_REDIS_POOL (= connections)
 #   BENCH_KEEP=1 keeps the temporary directory (logs) for inspection.
 #   BENCH_SKIP_BUILD=1 reuses the binaries already in build/bench.
 set -euo pipefail
@@ -41,12 +41,10 @@ WARMUP=${BENCH_WARMUP:-2}
 NPAYLOADS=${BENCH_PAYLOADS:-400000}
 PGB_BATCHES=${BENCH_PGBENCH_BATCHES:-64 256}
 PGB_CLIENTS=${BENCH_PGBENCH_CLIENTS:-2 4}
-# A request holds an HTTP worker until its row is committed, and a Redis
-# connection for its rate-limit check: with fewer of either than requests in
-# flight, requests queue inside the gateway (and a small Redis pool costs
-# many wake-ups), so both default to the number of connections.
-HTTP_WORKERS=${BENCH_HTTP_WORKERS:-$CONNECTIONS}
-COMMIT_THREADS=${BENCH_COMMIT_THREADS:-2}
+# The gateway's own defaults: webhook POSTs run on the event loop and hold no
+# worker while their row is committed; one commit writer.
+HTTP_WORKERS=${BENCH_HTTP_WORKERS:-8}
+COMMIT_THREADS=${BENCH_COMMIT_THREADS:-1}
 BATCH_MAX=${BENCH_BATCH_MAX:-256}
 REDIS_POOL=${BENCH_REDIS_POOL:-$CONNECTIONS}
 BUILD=$ROOT/build/bench

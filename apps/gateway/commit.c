@@ -22,8 +22,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define COLS 15
 #define COMMIT_ACQUIRE_MS 5000
+#define GROUPS_PER_TX (DB_PIPELINE_MAX / 2) /* tenants per transaction: set_config + INSERT each */
+#define NCOLS 12                            /* the column arrays of a group (the tenant apart) */
+#define PAYLOADS_MAX_BYTES (1024u * 1024u * 1024u) /* one group's payloads in one parameter */
+#define COLUMN_MAX_BYTES (64u * 1024u * 1024u)     /* any other column of a group */
+
+struct writer;
 
 struct committer {
     struct db_pool *db;
@@ -32,155 +37,214 @@ struct committer {
     int batch_max;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    struct event_row *head, *tail;
+    struct event_row *head, *tail; /* queued rows, under mu */
     bool stop;
     pthread_t *threads;
+    struct writer **writers;
     int nthreads;
     struct metric *m_batch;   /* gateway_commit_batch_rows */
     struct metric *m_latency; /* gateway_commit_seconds */
     struct metric *m_rows;    /* gateway_commit_rows_total{outcome} */
 };
 
-static const char INSERT_HEAD[] =
+/* Every row of a tenant goes in with one fixed statement over arrays: it is
+ * prepared once per connection and planned once, whatever the batch size,
+ * and the columns travel in binary (a payload as its raw bytes). Rejected
+ * rows carry a reason and no dedup key; accepted rows whose key exists are
+ * not inserted (ON CONFLICT … DO NOTHING) and so missing from RETURNING. */
+#define ROWS_FROM_ARRAYS                                                                          \
+    "FROM unnest($2::uuid[], $3::uuid[], $4::uuid[], $5::text[], $6::text[], $7::text[], "      \
+    "$8::bytea[], $9::boolean[], $10::text[], $11::text[], $12::text[], $13::text[]) "          \
+    "AS u(id, workspace_id, channel_id, source, request_path, remote_addr, payload, truncated, " \
+    "signature, reason, dedup_key, correlation_id) "
+
+#define INSERT_ROWS                                                                               \
+    "INSERT INTO webhook_events (id, tenant_id, workspace_id, channel_id, source, request_path, "  \
+    "remote_addr, payload, payload_truncated, signature, status, rejection_reason, dedup_key, "   \
+    "correlation_id) "                                                                            \
+    "SELECT u.id, $1::uuid, u.workspace_id, u.channel_id, u.source, u.request_path, "             \
+    "u.remote_addr::inet, u.payload, u.truncated, u.signature, "                                  \
+    "CASE WHEN u.reason IS NULL THEN 'accepted' ELSE 'rejected' END, u.reason, u.dedup_key, "     \
+    "u.correlation_id " ROWS_FROM_ARRAYS
+
+static const char INSERT_SQL[] =
+    INSERT_ROWS "ON CONFLICT (tenant_id, channel_id, dedup_key) WHERE dedup_key IS NOT NULL "
+                "DO NOTHING RETURNING id";
+/* Rows without a tenant (rejected before one was known) may be written but
+ * not read back: RETURNING would need a SELECT policy that admits them. */
+static const char INSERT_UNTENANTED_SQL[] = INSERT_ROWS;
+
+/* The requests whose key existed, recorded as duplicates of the original
+ * (no key, processed_at set so the relay ignores them). A row whose original
+ * is gone is not returned. */
+static const char DUPLICATES_SQL[] =
     "INSERT INTO webhook_events (id, tenant_id, workspace_id, channel_id, source, request_path, "
-    "remote_addr, payload, payload_truncated, signature, status, rejection_reason, dedup_key, "
-    "correlation_id, duplicate_of, processed_at) VALUES ";
+    "remote_addr, payload, payload_truncated, signature, status, correlation_id, duplicate_of, "
+    "processed_at) "
+    "SELECT u.id, $1::uuid, u.workspace_id, u.channel_id, u.source, u.request_path, "
+    "u.remote_addr::inet, u.payload, u.truncated, u.signature, 'accepted', u.correlation_id, e.id, "
+    "now() " ROWS_FROM_ARRAYS
+    "JOIN webhook_events e ON e.tenant_id = $1::uuid AND e.channel_id = u.channel_id "
+    "AND e.dedup_key = u.dedup_key "
+    "RETURNING id, duplicate_of";
 
-/* Appends one "($1::uuid, …)" tuple and fills its parameters. `dup_of` is
- * the original's id for a duplicate row, else NULL. */
-static int add_tuple(struct sb_buf *sql, int base, const struct event_row *r, const char *dup_of,
-                     const char **vals, int *lens, int *fmts)
+static const char SCOPE_SQL[] = "SELECT set_config('app.tenant_id', $1, true)";
+
+static const unsigned COLUMN_OIDS[NCOLS] = {
+    DB_OID_UUID, DB_OID_UUID, DB_OID_UUID, DB_OID_TEXT, DB_OID_TEXT, DB_OID_TEXT,
+    DB_OID_BYTEA, DB_OID_BOOL, DB_OID_TEXT, DB_OID_TEXT, DB_OID_TEXT, DB_OID_TEXT};
+
+/* One tenant's rows of a transaction, as statement parameters. */
+struct group {
+    struct event_row **rows;
+    size_t n;
+    const char *tenant; /* "" for the tenant-less rejected rows (set_config) */
+    struct db_bin_array col[NCOLS];
+    const char *values[1 + NCOLS];
+    int lengths[1 + NCOLS], formats[1 + NCOLS];
+};
+
+/* A writer thread's reusable space. */
+struct writer {
+    struct committer *cm;
+    struct event_row **rows, **scratch, **dups;
+    struct group groups[GROUPS_PER_TX];
+};
+
+static void group_init(struct group *g)
 {
-    const char *v[COLS] = {r->id, r->tenant_id, r->workspace_id, r->channel_id, r->source,
-                           r->request_path, r->remote_addr && *r->remote_addr ? r->remote_addr : NULL,
-                           r->payload, r->payload_truncated ? "t" : "f", r->signature,
-                           r->rejection_reason ? "rejected" : "accepted", r->rejection_reason,
-                           dup_of ? NULL : r->dedup_key, r->correlation_id, dup_of};
-    for (int i = 0; i < COLS; i++) {
-        vals[base + i] = v[i];
-        lens[base + i] = 0;
-        fmts[base + i] = 0;
-    }
-    lens[base + 7] = (int)r->payload_len; /* payload travels as binary bytea */
-    fmts[base + 7] = 1;
-    int n = base + 1;
-    return sb_buf_appendf(sql,
-                          "%s($%d::uuid,$%d::uuid,$%d::uuid,$%d::uuid,$%d,$%d,$%d::inet,$%d::bytea,"
-                          "$%d::boolean,$%d,$%d,$%d,$%d,$%d,$%d::uuid,%s)",
-                          base ? "," : "", n, n + 1, n + 2, n + 3, n + 4, n + 5, n + 6, n + 7,
-                          n + 8, n + 9, n + 10, n + 11, n + 12, n + 13, n + 14,
-                          dup_of ? "now()" : "NULL");
+    for (int i = 0; i < NCOLS; i++)
+        db_bin_array_init(&g->col[i], COLUMN_OIDS[i],
+                          COLUMN_OIDS[i] == DB_OID_BYTEA ? PAYLOADS_MAX_BYTES : COLUMN_MAX_BYTES);
 }
 
-/* Inserts rows[0..n) (one tenant, or none). Accepted rows use the dedup
- * index; `inserted` (may be NULL) receives the ids that were written. */
-static int insert_rows(PGconn *c, struct event_row **rows, size_t n, char **dup_of,
-                       bool on_conflict, PGresult **inserted)
+static void group_cleanup(struct group *g)
 {
-    struct sb_buf sql;
-    sb_buf_init(&sql, 64u * 1024 * 1024);
-    const char **vals = calloc(n * COLS, sizeof *vals);
-    int *lens = calloc(n * COLS, sizeof *lens), *fmts = calloc(n * COLS, sizeof *fmts);
-    int rc = (!vals || !lens || !fmts) ? -ENOMEM : sb_buf_append_str(&sql, INSERT_HEAD);
+    for (int i = 0; i < NCOLS; i++)
+        db_bin_array_cleanup(&g->col[i]);
+}
+
+static int add_row(struct group *g, const struct event_row *r)
+{
+    const bool t = r->payload_truncated;
+    int rc = db_bin_array_add_uuid(&g->col[0], r->id);
+    if (rc == 0)
+        rc = db_bin_array_add_uuid(&g->col[1], r->workspace_id);
+    if (rc == 0)
+        rc = db_bin_array_add_uuid(&g->col[2], r->channel_id);
+    if (rc == 0)
+        rc = db_bin_array_add_str(&g->col[3], r->source);
+    if (rc == 0)
+        rc = db_bin_array_add_str(&g->col[4], r->request_path);
+    if (rc == 0)
+        rc = db_bin_array_add_str(&g->col[5], r->remote_addr && *r->remote_addr ? r->remote_addr : NULL);
+    if (rc == 0)
+        rc = db_bin_array_add(&g->col[6], r->payload ? r->payload : "", r->payload_len);
+    if (rc == 0)
+        rc = db_bin_array_add(&g->col[7], &t, 1);
+    if (rc == 0)
+        rc = db_bin_array_add_str(&g->col[8], r->signature);
+    if (rc == 0)
+        rc = db_bin_array_add_str(&g->col[9], r->rejection_reason);
+    if (rc == 0)
+        rc = db_bin_array_add_str(&g->col[10], r->rejection_reason ? NULL : r->dedup_key);
+    if (rc == 0)
+        rc = db_bin_array_add_str(&g->col[11], r->correlation_id);
+    return rc;
+}
+
+/* Fills the group's parameters from rows[0..n). */
+static int group_fill(struct group *g, struct event_row **rows, size_t n)
+{
+    g->rows = rows;
+    g->n = n;
+    g->tenant = rows[0]->tenant_id ? rows[0]->tenant_id : "";
+    g->values[0] = rows[0]->tenant_id; /* NULL: the tenant-less rows */
+    g->lengths[0] = 0;
+    g->formats[0] = 0;
+    for (int i = 0; i < NCOLS; i++)
+        db_bin_array_reset(&g->col[i]);
+    int rc = 0;
     for (size_t i = 0; rc == 0 && i < n; i++)
-        rc = add_tuple(&sql, (int)(i * COLS), rows[i], dup_of ? dup_of[i] : NULL, vals, lens, fmts);
-    if (rc == 0 && on_conflict)
-        rc = sb_buf_append_str(&sql, " ON CONFLICT (tenant_id, channel_id, dedup_key) "
-                                     "WHERE dedup_key IS NOT NULL DO NOTHING RETURNING id");
-    if (rc == 0) {
-        PGresult *res = PQexecParams(c, sql.data, (int)(n * COLS), NULL, vals, lens, fmts, 0);
-        ExecStatusType st = PQresultStatus(res);
-        rc = (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) ? 0 : SB_EDB;
-        if (rc == 0 && inserted)
-            *inserted = res;
-        else
-            PQclear(res);
+        rc = add_row(g, rows[i]);
+    for (int i = 0; rc == 0 && i < NCOLS; i++) {
+        g->values[1 + i] = db_bin_array_param(&g->col[i], &g->lengths[1 + i]);
+        g->formats[1 + i] = 1;
+        if (!g->values[1 + i])
+            rc = -ENOMEM;
     }
-    sb_buf_cleanup(&sql);
-    free(vals);
-    free(lens);
-    free(fmts);
     return rc;
 }
 
-static bool returned(const PGresult *res, const char *id)
+/* Runs `sql` for every group in one implicit transaction (one round trip,
+ * one commit); results[i] gets group i's RETURNING rows. */
+static int run_groups(PGconn *c, const char *sql, struct group *groups, size_t ng,
+                      PGresult **results)
 {
-    for (int i = 0; i < PQntuples(res); i++)
-        if (strcmp(PQgetvalue(res, i, 0), id) == 0)
-            return true;
-    return false;
-}
-
-/* Accepted rows whose key already existed: find the originals, record the
- * requests as duplicates. */
-static int record_duplicates(PGconn *c, struct event_row **rows, size_t n, const PGresult *ins)
-{
-    struct event_row **dups = calloc(n, sizeof *dups);
-    char **orig = calloc(n, sizeof *orig);
-    size_t nd = 0;
-    int rc = dups && orig ? 0 : -ENOMEM;
-    for (size_t i = 0; rc == 0 && i < n; i++) {
-        if (returned(ins, rows[i]->id))
-            continue;
-        const char *p[] = {rows[i]->tenant_id, rows[i]->channel_id, rows[i]->dedup_key};
-        PGresult *res = NULL;
-        rc = db_exec(c,
-                     "SELECT id FROM webhook_events WHERE tenant_id = $1 AND channel_id = $2 "
-                     "AND dedup_key = $3",
-                     3, p, &res, NULL);
-        if (rc == 0 && PQntuples(res) == 1) {
-            snprintf(rows[i]->original_id, sizeof rows[i]->original_id, "%s", PQgetvalue(res, 0, 0));
-            rows[i]->duplicate = true;
-            dups[nd] = rows[i];
-            orig[nd++] = rows[i]->original_id;
-        } else if (rc == 0) {
-            rc = SB_EDB; /* vanished between the insert and the select: retry the batch */
-        }
-        PQclear(res);
+    struct db_call calls[DB_PIPELINE_MAX];
+    for (size_t i = 0; i < ng; i++) {
+        calls[2 * i] = (struct db_call){.sql = SCOPE_SQL, .nparams = 1, .values = &groups[i].tenant};
+        bool untenanted = !groups[i].values[0] && sql == INSERT_SQL;
+        calls[2 * i + 1] = (struct db_call){.sql = untenanted ? INSERT_UNTENANTED_SQL : sql,
+                                            .nparams = 1 + NCOLS,
+                                            .values = groups[i].values,
+                                            .lengths = groups[i].lengths,
+                                            .formats = groups[i].formats};
     }
-    if (rc == 0 && nd)
-        rc = insert_rows(c, dups, nd, orig, false, NULL);
-    free(dups);
-    free(orig);
+    int rc = db_pipeline(c, calls, (int)(2 * ng), NULL);
+    for (size_t i = 0; i < ng; i++) {
+        PQclear(calls[2 * i].res);
+        results[i] = calls[2 * i + 1].res;
+    }
     return rc;
 }
 
-static int set_tenant(PGconn *c, const char *tenant_id)
+static int cmp_str(const void *a, const void *b)
 {
-    const char *p[] = {tenant_id ? tenant_id : ""};
-    return db_exec(c, "SELECT set_config('app.tenant_id', $1, true)", 1, p, NULL, NULL);
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-/* Writes one tenant's rows (or the tenant-less rejected ones). */
-static int write_group(PGconn *c, struct event_row **rows, size_t n)
+/* Accepted rows of `g` whose id is not among the result's first column:
+ * their key existed. Appends them to dups[*nd]. (Rejected rows have no key,
+ * and the tenant-less ones are not returned at all.) */
+static int collect_missing(const struct group *g, const PGresult *res, struct event_row **dups,
+                           size_t *nd)
 {
-    struct event_row **acc = calloc(n, sizeof *acc), **rej = calloc(n, sizeof *rej);
-    size_t na = 0, nr = 0;
-    if (!acc || !rej) {
-        free(acc);
-        free(rej);
+    size_t got = (size_t)PQntuples(res);
+    if (got == g->n)
+        return 0;
+    const char **ids = malloc((got ? got : 1) * sizeof *ids);
+    if (!ids)
         return -ENOMEM;
+    for (size_t i = 0; i < got; i++)
+        ids[i] = PQgetvalue(res, (int)i, 0);
+    qsort(ids, got, sizeof *ids, cmp_str);
+    for (size_t i = 0; i < g->n; i++) {
+        const char *id = g->rows[i]->id;
+        if (!g->rows[i]->rejection_reason && !bsearch(&id, ids, got, sizeof *ids, cmp_str))
+            dups[(*nd)++] = g->rows[i];
     }
-    for (size_t i = 0; i < n; i++) {
-        rows[i]->duplicate = false;
-        if (rows[i]->rejection_reason)
-            rej[nr++] = rows[i];
-        else
-            acc[na++] = rows[i];
+    free(ids);
+    return 0;
+}
+
+/* Marks the duplicates the second statement recorded; a row it did not
+ * return (its original vanished meanwhile) fails. */
+static void mark_duplicates(struct event_row **rows, size_t n, const PGresult *res)
+{
+    for (size_t i = 0; i < n; i++)
+        rows[i]->result = SB_EDB;
+    for (int k = 0; k < PQntuples(res); k++) {
+        const char *id = PQgetvalue(res, k, 0);
+        for (size_t i = 0; i < n; i++) {
+            if (strcmp(rows[i]->id, id) != 0)
+                continue;
+            rows[i]->duplicate = true;
+            rows[i]->result = 0;
+            snprintf(rows[i]->original_id, sizeof rows[i]->original_id, "%s", PQgetvalue(res, k, 1));
+            break;
+        }
     }
-    int rc = set_tenant(c, rows[0]->tenant_id);
-    if (rc == 0 && nr)
-        rc = insert_rows(c, rej, nr, NULL, false, NULL);
-    if (rc == 0 && na) {
-        PGresult *ins = NULL;
-        rc = insert_rows(c, acc, na, NULL, true, &ins);
-        if (rc == 0 && (size_t)PQntuples(ins) < na)
-            rc = record_duplicates(c, acc, na, ins);
-        PQclear(ins);
-    }
-    free(acc);
-    free(rej);
-    return rc;
 }
 
 static bool same_tenant(const struct event_row *a, const struct event_row *b)
@@ -198,81 +262,141 @@ static int cmp_tenant(const void *a, const void *b)
     return strcmp(x->tenant_id, y->tenant_id);
 }
 
-/* One transaction for the whole batch; rows grouped by tenant. */
-static int write_batch(PGconn *c, struct event_row **rows, size_t n)
+/* Splits rows[0..n) (sorted by tenant) into at most GROUPS_PER_TX groups;
+ * returns how many rows they hold. */
+static size_t make_groups(struct writer *w, struct event_row **rows, size_t n, size_t *ng, int *rc)
 {
-    qsort(rows, n, sizeof *rows, cmp_tenant);
-    int rc = db_exec(c, "BEGIN", 0, NULL, NULL, NULL);
-    for (size_t i = 0; rc == 0 && i < n;) {
+    size_t i = 0;
+    *ng = 0;
+    *rc = 0;
+    while (i < n && *ng < GROUPS_PER_TX && *rc == 0) {
         size_t j = i + 1;
         while (j < n && same_tenant(rows[i], rows[j]))
             j++;
-        rc = write_group(c, rows + i, j - i);
+        *rc = group_fill(&w->groups[(*ng)++], rows + i, j - i);
         i = j;
     }
-    if (rc == 0)
-        rc = db_exec(c, "COMMIT", 0, NULL, NULL, NULL);
-    if (rc != 0 && PQstatus(c) == CONNECTION_OK) {
-        int rb = db_exec(c, "ROLLBACK", 0, NULL, NULL, NULL);
-        (void)rb; /* db_release discards a connection left in a broken transaction */
+    return i;
+}
+
+/* Records the duplicates found by write_chunk: their originals are
+ * committed, so each request is stored pointing at its original. */
+static void write_duplicates(struct writer *w, PGconn *c, struct event_row **dups, size_t nd)
+{
+    for (size_t done = 0; done < nd;) {
+        size_t ng = 0;
+        int rc = 0;
+        size_t took = make_groups(w, dups + done, nd - done, &ng, &rc);
+        PGresult *res[GROUPS_PER_TX] = {0};
+        if (rc == 0)
+            rc = run_groups(c, DUPLICATES_SQL, w->groups, ng, res);
+        for (size_t g = 0; g < ng; g++) {
+            if (rc == 0)
+                mark_duplicates(w->groups[g].rows, w->groups[g].n, res[g]);
+            PQclear(res[g]);
+        }
+        for (size_t i = 0; rc != 0 && i < took; i++)
+            dups[done + i]->result = rc;
+        done += took;
     }
+}
+
+/* Writes the first rows of rows[0..n) (sorted by tenant), those of at most
+ * GROUPS_PER_TX tenants, in one transaction; *took says how many. Sets each
+ * row's result; returns the transaction's outcome. */
+static int write_chunk(struct writer *w, PGconn *c, struct event_row **rows, size_t n, size_t *took)
+{
+    size_t ng = 0;
+    int rc = 0;
+    *took = make_groups(w, rows, n, &ng, &rc);
+    for (size_t i = 0; i < *took; i++) {
+        rows[i]->duplicate = false;
+        rows[i]->result = 0;
+    }
+    PGresult *res[GROUPS_PER_TX] = {0};
+    if (rc == 0)
+        rc = run_groups(c, INSERT_SQL, w->groups, ng, res);
+    size_t nd = 0;
+    for (size_t g = 0; g < ng; g++) {
+        if (rc == 0)
+            rc = collect_missing(&w->groups[g], res[g], w->dups, &nd);
+        PQclear(res[g]);
+    }
+    for (size_t i = 0; rc != 0 && i < *took; i++)
+        rows[i]->result = rc;
+    if (rc == 0 && nd)
+        write_duplicates(w, c, w->dups, nd);
     return rc;
 }
 
-static void finish(struct committer *cm, struct event_row *r, int rc)
+/* Writes rows[0..n) (reordered: sorted by tenant). Returns the first
+ * failed transaction's code, 0 when every one committed. */
+static int write_batch(struct writer *w, PGconn *c, struct event_row **rows, size_t n)
 {
-    r->result = rc;
-    const char *outcome = rc != 0 ? "failed" : r->rejection_reason ? "rejected"
+    qsort(rows, n, sizeof *rows, cmp_tenant);
+    int first = 0;
+    for (size_t i = 0, took = 0; i < n; i += took) {
+        int rc = write_chunk(w, c, rows + i, n - i, &took);
+        if (rc != 0 && first == 0)
+            first = rc;
+        if (rc != 0 && PQstatus(c) != CONNECTION_OK)
+            break;
+    }
+    return first;
+}
+
+static void finish(struct committer *cm, struct event_row *r)
+{
+    const char *outcome = r->result != 0 ? "failed" : r->rejection_reason ? "rejected"
                           : r->duplicate ? "duplicate" : "accepted";
     metric_add(cm->m_rows, (const char *[]){outcome}, 1);
-    if (rc == 0 && !r->rejection_reason && !r->duplicate)
+    if (r->result == 0 && !r->rejection_reason && !r->duplicate)
         handoff_push(cm->handoff, r->id, r->tenant_id, r->correlation_id, r->source);
     r->done(r, r->done_arg); /* after this the row is gone */
 }
 
-/* Commits rows[0..n) and finishes them; `scratch` has room for n pointers
- * (write_batch reorders the array it is given). */
-static void commit_rows(struct committer *cm, struct event_row **rows, struct event_row **scratch,
-                        size_t n)
+/* Commits rows[0..n) and finishes them. */
+static void commit_rows(struct writer *w, struct event_row **rows, size_t n)
 {
+    struct committer *cm = w->cm;
     PGconn *c = NULL;
     int64_t t0 = sb_mono_ms();
-    memcpy(scratch, rows, n * sizeof *rows);
+    memcpy(w->scratch, rows, n * sizeof *rows);
     int rc = db_acquire(cm->db, COMMIT_ACQUIRE_MS, &c);
     if (rc == 0)
-        rc = write_batch(c, scratch, n);
+        rc = write_batch(w, c, w->scratch, n);
     if (rc != 0 && c && PQstatus(c) == CONNECTION_OK && n > 1) {
         /* Probably one bad row: give every row its own transaction. */
         sb_log_warn(cm->log, NULL, "commit: batch of %zu failed, retrying rows one by one", n);
+        for (size_t i = 0; i < n; i++) {
+            if (rows[i]->result != 0 && write_batch(w, c, &rows[i], 1) != 0)
+                sb_log_error(cm->log, NULL, "commit: row %s not written: %s", rows[i]->id,
+                             sb_strerror(rows[i]->result));
+        }
+    } else if (rc != 0) {
         for (size_t i = 0; i < n; i++)
-            finish(cm, rows[i], write_batch(c, &rows[i], 1));
-        db_release(cm->db, c);
-        return;
+            rows[i]->result = rows[i]->result ? rows[i]->result : rc;
+        sb_log_error(cm->log, NULL, "commit: %zu row(s) not written: %s", n, sb_strerror(rc));
     }
     if (c)
         db_release(cm->db, c);
-    if (rc != 0)
-        sb_log_error(cm->log, NULL, "commit: %zu row(s) not written: %s", n, sb_strerror(rc));
     metric_observe(cm->m_batch, NULL, (double)n);
     metric_observe(cm->m_latency, NULL, (double)(sb_mono_ms() - t0) / 1000.0);
     for (size_t i = 0; i < n; i++)
-        finish(cm, rows[i], rc);
+        finish(cm, rows[i]);
 }
 
 static void *writer_main(void *arg)
 {
-    struct committer *cm = arg;
-    struct event_row **rows = calloc((size_t)cm->batch_max, sizeof *rows);
-    struct event_row **scratch = calloc((size_t)cm->batch_max, sizeof *scratch);
-    if (!rows || !scratch)
-        abort(); /* at start-up, a few KiB: nothing sensible to do without them */
+    struct writer *w = arg;
+    struct committer *cm = w->cm;
     for (;;) {
         pthread_mutex_lock(&cm->mu);
         while (!cm->head && !cm->stop)
             pthread_cond_wait(&cm->cv, &cm->mu);
         size_t n = 0;
         while (cm->head && n < (size_t)cm->batch_max) {
-            rows[n++] = cm->head;
+            w->rows[n++] = cm->head;
             cm->head = cm->head->next;
         }
         if (!cm->head)
@@ -281,12 +405,42 @@ static void *writer_main(void *arg)
         pthread_mutex_unlock(&cm->mu);
         if (stop)
             break;
-        commit_rows(cm, rows, scratch, n);
+        commit_rows(w, w->rows, n);
     }
-    free(rows);
-    free(scratch);
     return NULL;
 }
+
+static void writer_free(struct writer *w)
+{
+    if (!w)
+        return;
+    for (int g = 0; g < GROUPS_PER_TX; g++)
+        group_cleanup(&w->groups[g]);
+    free(w->rows);
+    free(w->scratch);
+    free(w->dups);
+    free(w);
+}
+
+static struct writer *writer_new(struct committer *cm)
+{
+    struct writer *w = calloc(1, sizeof *w);
+    if (!w)
+        return NULL;
+    w->cm = cm;
+    size_t n = (size_t)cm->batch_max;
+    w->rows = calloc(n, sizeof *w->rows);
+    w->scratch = calloc(n, sizeof *w->scratch);
+    w->dups = calloc(n, sizeof *w->dups);
+    if (!w->rows || !w->scratch || !w->dups) {
+        writer_free(w);
+        return NULL;
+    }
+    for (int g = 0; g < GROUPS_PER_TX; g++)
+        group_init(&w->groups[g]);
+    return w;
+}
+
 
 void committer_enqueue(struct committer *cm, struct event_row *row)
 {
@@ -330,10 +484,14 @@ struct committer *committer_new(struct db_pool *db, int threads, int batch_max,
     cm->m_rows = metrics_counter(metrics, "gateway_commit_rows_total",
                                  "webhook_events rows by outcome.", "outcome");
     cm->threads = calloc((size_t)threads, sizeof *cm->threads);
-    for (int i = 0; cm->threads && i < threads; i++) {
-        if (pthread_create(&cm->threads[i], NULL, writer_main, cm) != 0)
+    cm->writers = calloc((size_t)threads, sizeof *cm->writers);
+    for (int i = 0; cm->threads && cm->writers && i < threads; i++) {
+        struct writer *w = writer_new(cm);
+        if (!w || pthread_create(&cm->threads[i], NULL, writer_main, w) != 0) {
+            writer_free(w);
             break;
-        cm->nthreads++;
+        }
+        cm->writers[cm->nthreads++] = w;
     }
     if (cm->nthreads != threads) {
         committer_free(cm);
@@ -351,9 +509,12 @@ void committer_free(struct committer *cm)
     cm->stop = true;
     pthread_cond_broadcast(&cm->cv);
     pthread_mutex_unlock(&cm->mu);
-    for (int i = 0; i < cm->nthreads; i++)
+    for (int i = 0; i < cm->nthreads; i++) {
         pthread_join(cm->threads[i], NULL);
+        writer_free(cm->writers[i]);
+    }
     free(cm->threads);
+    free(cm->writers);
     pthread_mutex_destroy(&cm->mu);
     pthread_cond_destroy(&cm->cv);
     free(cm);

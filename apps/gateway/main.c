@@ -10,7 +10,7 @@ static const struct sb_config_spec SETTINGS[] = {
      "Redis stream of wake-ups for the processor"},
     {"SABIA_EVENTS_STREAM_MAXLEN", SB_CONFIG_INT, "1000000", 1000, 100000000, false,
      "approximate cap on the stream's length"},
-    {"SABIA_GATEWAY_COMMIT_THREADS", SB_CONFIG_INT, "2", 1, 32, false,
+    {"SABIA_GATEWAY_COMMIT_THREADS", SB_CONFIG_INT, "1", 1, 32, false,
      "group-commit writer threads (each uses one database connection)"},
     {"SABIA_GATEWAY_BATCH_MAX", SB_CONFIG_INT, "256", 1, 4000, false,
      "most rows written in one transaction"},
@@ -75,7 +75,9 @@ int main(void)
         .extra = SETTINGS,
         .nextra = sizeof SETTINGS / sizeof SETTINGS[0],
         .capture_headers = CAPTURE,
-        .default_workers = "64", /* each waits for its group commit */
+        /* Webhook POSTs run on the event loop and answer from the commit
+         * writer; workers only take cache misses, lease refills and handshakes. */
+        .default_workers = "8",
         .redis_pool_min = 16,
     };
     struct service svc;

@@ -56,10 +56,50 @@ static void sb_uuid_next_stamp(uint16_t seed, uint64_t *ts_out, uint16_t *counte
     pthread_mutex_unlock(&lock);
 }
 
+/* Random bytes for ids are fetched from the kernel in blocks, per thread:
+ * one getrandom() per SB_UUID_POOL_IDS ids instead of one each (ids are made
+ * on every request). Bytes handed out are wiped from the pool, and a forked
+ * child starts with an empty pool, so no two processes share bits. */
+#define SB_UUID_RANDOM 10
+#define SB_UUID_POOL_IDS 32
+
+static _Thread_local struct {
+    uint8_t bytes[SB_UUID_RANDOM * SB_UUID_POOL_IDS];
+    size_t left;
+} sb_uuid_pool;
+
+static void sb_uuid_pool_drop(void)
+{
+    sb_uuid_pool.left = 0; /* in the child, for the thread that forked */
+}
+
+static void sb_uuid_pool_setup(void)
+{
+    int rc = pthread_atfork(NULL, NULL, sb_uuid_pool_drop);
+    (void)rc; /* without it a child could reuse bytes only if it forked mid-pool */
+}
+
+static int sb_uuid_random(uint8_t out[SB_UUID_RANDOM])
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, sb_uuid_pool_setup);
+    if (sb_uuid_pool.left < SB_UUID_RANDOM) {
+        int rc = sb_random_fill(sb_uuid_pool.bytes, sizeof sb_uuid_pool.bytes);
+        if (rc < 0)
+            return rc;
+        sb_uuid_pool.left = sizeof sb_uuid_pool.bytes;
+    }
+    uint8_t *at = sb_uuid_pool.bytes + sizeof sb_uuid_pool.bytes - sb_uuid_pool.left;
+    memcpy(out, at, SB_UUID_RANDOM);
+    memset(at, 0, SB_UUID_RANDOM);
+    sb_uuid_pool.left -= SB_UUID_RANDOM;
+    return 0;
+}
+
 int sb_uuid_v7(struct sb_uuid *out)
 {
-    uint8_t rnd[10];
-    int rc = sb_random_fill(rnd, sizeof(rnd));
+    uint8_t rnd[SB_UUID_RANDOM];
+    int rc = sb_uuid_random(rnd);
     if (rc < 0)
         return rc;
     uint64_t ts;

@@ -7,10 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Per-connection state kept by lws for us (per_session_data_size). */
-struct conn {
-    struct exchange *ex;
-};
 
 static void exchange_release(struct http_server *s, struct exchange *ex);
 
@@ -320,7 +316,9 @@ static int on_http(struct http_server *s, struct lws *wsi, struct conn *c, const
     ex->req.path = strdup(uri ? uri : "/");
     if (!ex->req.path)
         return -1;
-    lws_get_peer_simple(wsi, ex->req.peer, sizeof ex->req.peer);
+    if (!c->peer[0])
+        lws_get_peer_simple(wsi, c->peer, sizeof c->peer);
+    memcpy(ex->req.peer, c->peer, sizeof ex->req.peer);
     int rc = capture_headers(s, wsi, &ex->req);
     if (rc == 0)
         rc = capture_query(wsi, &ex->req);
@@ -411,13 +409,18 @@ static int add_handler_headers(struct lws *wsi, const struct sb_buf *h, unsigned
     return 0;
 }
 
-static int write_head(struct http_server *s, struct exchange *ex)
+/* Writes the response head, and the whole body with it when both fit in the
+ * scratch buffer (one send instead of two for the usual small answer; lws
+ * itself answers errors this way). *body_sent tells which happened. */
+static int write_head(struct http_server *s, struct exchange *ex, bool *body_sent)
 {
+    size_t body = ex->head_only ? 0 : ex->res.body.len;
     size_t room = 4096 + ex->res.headers.len;
-    unsigned char *buf = malloc(LWS_PRE + room);
+    bool together = room + body <= HTTP_WRITE_CHUNK;
+    unsigned char *buf = together ? s->scratch : malloc(LWS_PRE + room);
     if (!buf)
         return -1;
-    unsigned char *start = buf + LWS_PRE, *p = start, *end = start + room;
+    unsigned char *start = buf + LWS_PRE, *p = start, *end = start + (together ? HTTP_WRITE_CHUNK : room);
     const char *ct = ex->res.content_type[0] ? ex->res.content_type : "text/plain; charset=utf-8";
     const char *cid = ex->req.correlation_id;
     int rc = -1;
@@ -433,12 +436,24 @@ static int write_head(struct http_server *s, struct exchange *ex)
         lws_add_http_header_by_token(ex->wsi, WSI_TOKEN_CONNECTION, (const unsigned char *)"close",
                                      5, &p, end))
         goto out;
-    if (lws_finalize_write_http_header(ex->wsi, start, &p, end))
+    if (together) {
+        if (lws_finalize_http_header(ex->wsi, &p, end) || (size_t)(end - p) < body)
+            goto out;
+        if (body)
+            memcpy(p, ex->res.body.data, body);
+        p += body;
+        if (lws_write(ex->wsi, start, (size_t)(p - start), LWS_WRITE_HTTP_HEADERS) < (int)(p - start))
+            goto out;
+        ex->written = body;
+        *body_sent = true;
+    } else if (lws_finalize_write_http_header(ex->wsi, start, &p, end)) {
         goto out;
+    }
     ex->head_written = true;
     rc = 0;
 out:
-    free(buf);
+    if (!together)
+        free(buf);
     return rc;
 }
 
@@ -468,13 +483,14 @@ static int on_writeable(struct http_server *s, struct conn *c)
     if (!ex || (ex->state != EX_READY && ex->state != EX_WRITING) || ex->timer_armed)
         return 0;
     ex->state = EX_WRITING;
+    bool body_sent = false;
     if (!ex->head_written) {
         record(s, ex); /* before the client can see the answer */
-        if (write_head(s, ex) != 0)
+        if (write_head(s, ex, &body_sent) != 0)
             return -1;
     }
     size_t total = ex->head_only ? 0 : ex->res.body.len;
-    if (ex->written < total) {
+    if (!body_sent && ex->written < total) {
         size_t n = total - ex->written;
         if (n > HTTP_WRITE_CHUNK)
             n = HTTP_WRITE_CHUNK;

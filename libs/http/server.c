@@ -53,7 +53,7 @@ static int create_context(struct http_server *s)
     s->protocols[0] = (struct lws_protocols){
         .name = "http",
         .callback = loop_callback,
-        .per_session_data_size = sizeof(void *),
+        .per_session_data_size = sizeof(struct conn),
     };
     info.port = s->cfg.port;
     info.iface = s->cfg.bind;

@@ -15,6 +15,12 @@
 /* Largest slice of a response body handed to lws_write at once. */
 #define HTTP_WRITE_CHUNK (32u * 1024u)
 
+/* Per-connection state kept by lws for us (per_session_data_size). */
+struct conn {
+    struct exchange *ex;
+    char peer[64]; /* the peer's address, read once per connection */
+};
+
 struct exchange_queue {
     struct exchange *head, *tail;
 };
