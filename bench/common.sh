@@ -35,12 +35,7 @@ machine_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 }' /proc/stat; }
 bench_env() {
     ENV_FILE=$TMP/bench.env
     umask 077
-    cat >"$ENV_FILE" <<EOF
-SABIA_DATABASE_URL=postgresql://sabia_app:$APP_PW@127.0.0.1:$PG_PORT/sabia
-SABIA_DATABASE_OWNER_URL=postgresql://sabia_owner:$OWNER_PW@127.0.0.1:$PG_PORT/sabia
-SABIA_REDIS_URL=redis://:$REDIS_PW@127.0.0.1:$REDIS_PORT/0
-SABIA_MASTER_KEY=$(random_secret)
-EOF
+    service_env "$APP_PW" "$OWNER_PW" "$PG_PORT" "$REDIS_PW" "$REDIS_PORT" >"$ENV_FILE"
     umask 022
     SABIA_ENV_FILE="$ENV_FILE" "$CTL" migrate --dir "$ROOT/migrations" >"$TMP/migrate.log" 2>&1 || {
         cat "$TMP/migrate.log" >&2

@@ -202,6 +202,18 @@ load_env() {
     set +a
 }
 
+# service_env APP_PW OWNER_PW PG_PORT REDIS_PW REDIS_PORT -> the lines every
+# service reads: where PostgreSQL (as sabia_app and sabia_owner) and Redis
+# are on this machine, and a fresh master key.
+service_env() {
+    cat <<EOF
+SABIA_DATABASE_URL=postgresql://sabia_app:$1@127.0.0.1:$3/sabia
+SABIA_DATABASE_OWNER_URL=postgresql://sabia_owner:$2@127.0.0.1:$3/sabia
+SABIA_REDIS_URL=redis://:$4@127.0.0.1:$5/0
+SABIA_MASTER_KEY=$(random_secret)
+EOF
+}
+
 # write_env: generated once; later runs keep passwords and keys.
 write_env() {
     [ -f "$DATA/sabia.env" ] && return 0
@@ -219,10 +231,7 @@ SABIA_REDIS_PORT=$rport
 SABIA_PG_OWNER_PASSWORD=$owner_pw
 SABIA_PG_APP_PASSWORD=$app_pw
 SABIA_REDIS_PASSWORD=$redis_pw
-SABIA_DATABASE_URL=postgresql://sabia_app:$app_pw@127.0.0.1:$pgport/sabia
-SABIA_DATABASE_OWNER_URL=postgresql://sabia_owner:$owner_pw@127.0.0.1:$pgport/sabia
-SABIA_REDIS_URL=redis://:$redis_pw@127.0.0.1:$rport/0
-SABIA_MASTER_KEY=$(random_secret)
+$(service_env "$app_pw" "$owner_pw" "$pgport" "$redis_pw" "$rport")
 EOF
     umask 022
 }

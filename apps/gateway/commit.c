@@ -199,51 +199,55 @@ static int run_groups(PGconn *c, const char *sql, struct group *groups, size_t n
     return rc;
 }
 
-static int cmp_str(const void *a, const void *b)
+static int cmp_row_id(const void *key, const void *elem)
 {
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
+    return strcmp(key, (*(struct event_row *const *)elem)->id);
 }
 
-/* Accepted rows of `g` whose id is not among the result's first column:
- * their key existed. Appends them to dups[*nd]. (Rejected rows have no key,
- * and the tenant-less ones are not returned at all.) */
-static int collect_missing(const struct group *g, const PGresult *res, struct event_row **dups,
-                           size_t *nd)
+/* The row of `g` with this id (a group's rows are sorted by id), or NULL. */
+static struct event_row *group_row(const struct group *g, const char *id)
 {
-    size_t got = (size_t)PQntuples(res);
-    if (got == g->n)
-        return 0;
-    const char **ids = malloc((got ? got : 1) * sizeof *ids);
-    if (!ids)
-        return -ENOMEM;
-    for (size_t i = 0; i < got; i++)
-        ids[i] = PQgetvalue(res, (int)i, 0);
-    qsort(ids, got, sizeof *ids, cmp_str);
-    for (size_t i = 0; i < g->n; i++) {
-        const char *id = g->rows[i]->id;
-        if (!g->rows[i]->rejection_reason && !bsearch(&id, ids, got, sizeof *ids, cmp_str))
-            dups[(*nd)++] = g->rows[i];
-    }
-    free(ids);
-    return 0;
+    struct event_row **r = bsearch(id, g->rows, g->n, sizeof *g->rows, cmp_row_id);
+    return r ? *r : NULL;
 }
 
-/* Marks the duplicates the second statement recorded; a row it did not
- * return (its original vanished meanwhile) fails. */
-static void mark_duplicates(struct event_row **rows, size_t n, const PGresult *res)
+/* Accepted rows of `g` whose id the INSERT did not return: their key
+ * existed. Appends them to dups[*nd]. (Rejected rows have no key, and the
+ * tenant-less ones are not returned at all.) */
+static void collect_missing(const struct group *g, const PGresult *res, struct event_row **dups,
+                            size_t *nd)
 {
-    for (size_t i = 0; i < n; i++)
-        rows[i]->result = SB_EDB;
+    if ((size_t)PQntuples(res) == g->n || !g->values[0])
+        return;
+    for (size_t i = 0; i < g->n; i++)
+        g->rows[i]->result = SB_ENOTFOUND; /* until found among the returned */
     for (int k = 0; k < PQntuples(res); k++) {
-        const char *id = PQgetvalue(res, k, 0);
-        for (size_t i = 0; i < n; i++) {
-            if (strcmp(rows[i]->id, id) != 0)
-                continue;
-            rows[i]->duplicate = true;
-            rows[i]->result = 0;
-            snprintf(rows[i]->original_id, sizeof rows[i]->original_id, "%s", PQgetvalue(res, k, 1));
-            break;
-        }
+        struct event_row *r = group_row(g, PQgetvalue(res, k, 0));
+        if (r)
+            r->result = 0;
+    }
+    for (size_t i = 0; i < g->n; i++) {
+        struct event_row *r = g->rows[i];
+        if (r->result == SB_ENOTFOUND && r->rejection_reason)
+            r->result = SB_EDB; /* cannot happen: rejected rows meet no conflict */
+        else if (r->result == SB_ENOTFOUND)
+            dups[(*nd)++] = r;
+    }
+}
+
+/* Marks the duplicates the second statement recorded (id, original's id); a
+ * row it did not return (its original vanished meanwhile) fails. */
+static void mark_duplicates(const struct group *g, const PGresult *res)
+{
+    for (size_t i = 0; i < g->n; i++)
+        g->rows[i]->result = SB_EDB;
+    for (int k = 0; k < PQntuples(res); k++) {
+        struct event_row *r = group_row(g, PQgetvalue(res, k, 0));
+        if (!r)
+            continue;
+        r->duplicate = true;
+        r->result = 0;
+        snprintf(r->original_id, sizeof r->original_id, "%s", PQgetvalue(res, k, 1));
     }
 }
 
@@ -254,12 +258,20 @@ static bool same_tenant(const struct event_row *a, const struct event_row *b)
     return strcmp(a->tenant_id, b->tenant_id) == 0;
 }
 
-static int cmp_tenant(const void *a, const void *b)
+/* By tenant (the tenant-less first), then by id: groups come out sorted by
+ * id, so a returned id finds its row by binary search. */
+static int cmp_tenant_id(const void *a, const void *b)
 {
     const struct event_row *x = *(struct event_row *const *)a, *y = *(struct event_row *const *)b;
-    if (!x->tenant_id || !y->tenant_id)
-        return (x->tenant_id != NULL) - (y->tenant_id != NULL);
-    return strcmp(x->tenant_id, y->tenant_id);
+    if (!x->tenant_id || !y->tenant_id) {
+        if (x->tenant_id != y->tenant_id)
+            return (x->tenant_id != NULL) - (y->tenant_id != NULL);
+    } else {
+        int t = strcmp(x->tenant_id, y->tenant_id);
+        if (t != 0)
+            return t;
+    }
+    return strcmp(x->id, y->id);
 }
 
 /* Splits rows[0..n) (sorted by tenant) into at most GROUPS_PER_TX groups;
@@ -292,7 +304,7 @@ static void write_duplicates(struct writer *w, PGconn *c, struct event_row **dup
             rc = run_groups(c, DUPLICATES_SQL, w->groups, ng, res);
         for (size_t g = 0; g < ng; g++) {
             if (rc == 0)
-                mark_duplicates(w->groups[g].rows, w->groups[g].n, res[g]);
+                mark_duplicates(&w->groups[g], res[g]);
             PQclear(res[g]);
         }
         for (size_t i = 0; rc != 0 && i < took; i++)
@@ -301,7 +313,7 @@ static void write_duplicates(struct writer *w, PGconn *c, struct event_row **dup
     }
 }
 
-/* Writes the first rows of rows[0..n) (sorted by tenant), those of at most
+/* Writes the first rows of rows[0..n) (sorted by tenant and id), those of at most
  * GROUPS_PER_TX tenants, in one transaction; *took says how many. Sets each
  * row's result; returns the transaction's outcome. */
 static int write_chunk(struct writer *w, PGconn *c, struct event_row **rows, size_t n, size_t *took)
@@ -319,7 +331,7 @@ static int write_chunk(struct writer *w, PGconn *c, struct event_row **rows, siz
     size_t nd = 0;
     for (size_t g = 0; g < ng; g++) {
         if (rc == 0)
-            rc = collect_missing(&w->groups[g], res[g], w->dups, &nd);
+            collect_missing(&w->groups[g], res[g], w->dups, &nd);
         PQclear(res[g]);
     }
     for (size_t i = 0; rc != 0 && i < *took; i++)
@@ -329,11 +341,11 @@ static int write_chunk(struct writer *w, PGconn *c, struct event_row **rows, siz
     return rc;
 }
 
-/* Writes rows[0..n) (reordered: sorted by tenant). Returns the first
+/* Writes rows[0..n) (reordered: sorted by tenant and id). Returns the first
  * failed transaction's code, 0 when every one committed. */
 static int write_batch(struct writer *w, PGconn *c, struct event_row **rows, size_t n)
 {
-    qsort(rows, n, sizeof *rows, cmp_tenant);
+    qsort(rows, n, sizeof *rows, cmp_tenant_id);
     int first = 0;
     for (size_t i = 0, took = 0; i < n; i += took) {
         int rc = write_chunk(w, c, rows + i, n - i, &took);

@@ -184,9 +184,9 @@ struct db_call {
 
 #define DB_PIPELINE_MAX 16 /* statements in one db_pipeline() */
 /* Runs calls[0..n) in one round trip as one implicit transaction (libpq
- * pipeline mode, one Sync; the connection must not be inside a transaction):
- * committed together at the end when every statement succeeded, rolled back
- * otherwise. A set_config(…, true) among them lasts until the end, so
+ * pipeline mode, one Sync): committed together at the end when every
+ * statement succeeded, rolled back otherwise. (An explicit BEGIN among them
+ * leaves a transaction open instead, as db_tenant_tx() uses it.) A set_config(…, true) among them lasts until the end, so
  * `SELECT set_config('app.tenant_id', $1, true)` first scopes the rest to a
  * tenant. Each text is prepared once per connection, as db_exec() does.
  * Returns 0; or the first failure's code (see db_exec; the server's message in

@@ -32,55 +32,18 @@ static int tx_commit(PGconn *c)
     return rc;
 }
 
-/* Queues one statement of a pipeline, prepared when the cache allows. */
-static bool tx_send(PGconn *c, const char *name, const char *sql, int n, const char *const *params)
-{
-    return name ? PQsendQueryPrepared(c, name, n, params, NULL, NULL, 0)
-                : PQsendQueryParams(c, sql, n, NULL, params, NULL, NULL, 0);
-}
-
-/* BEGIN and the tenant's set_config in one round trip (pipeline mode).
+/* BEGIN and the tenant's set_config in one round trip (db_pipeline; the
+ * explicit BEGIN keeps the transaction open past the pipeline's end).
  * *began tells whether BEGIN went through. */
 static int tx_begin_tenant(PGconn *c, const char *tenant_id, bool *began)
 {
     const char *params[1] = {tenant_id};
-    int rc = 0;
-    PGresult *failed = NULL;
-    const char *begin = db_conn_prepared(c, "BEGIN", 0, &rc, &failed);
-    const char *scope = rc == 0 ? db_conn_prepared(c, TX_SCOPE_SQL, 1, &rc, &failed) : NULL;
-    PQclear(failed);
-    if (rc != 0)
-        return PQstatus(c) == CONNECTION_OK ? SB_EDB : SB_EUNAVAIL;
-    if (!PQenterPipelineMode(c))
-        return SB_EUNAVAIL;
-    bool sent = tx_send(c, begin, "BEGIN", 0, NULL) && tx_send(c, scope, TX_SCOPE_SQL, 1, params) &&
-                PQpipelineSync(c);
-    rc = sent ? 0 : SB_EUNAVAIL;
-    int answered = 0; /* statements whose results ended */
-    bool synced = false, was_null = false;
-    while (sent && !synced) {
-        PGresult *r = PQgetResult(c);
-        if (!r) {
-            if (was_null)
-                break; /* nothing more will come: the connection went away */
-            was_null = true;
-            answered++;
-            continue;
-        }
-        was_null = false;
-        ExecStatusType st = PQresultStatus(r);
-        if (st == PGRES_PIPELINE_SYNC)
-            synced = true;
-        else if (st == PGRES_COMMAND_OK && answered == 0)
-            *began = true;
-        else if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK && rc == 0)
-            rc = SB_EDB;
-        PQclear(r);
-    }
-    if (!synced || !PQexitPipelineMode(c))
-        rc = SB_EUNAVAIL; /* db_release() closes a connection left in this state */
-    if (rc == SB_EDB && PQstatus(c) != CONNECTION_OK)
-        rc = SB_EUNAVAIL;
+    struct db_call calls[] = {{.sql = "BEGIN"},
+                              {.sql = TX_SCOPE_SQL, .nparams = 1, .values = params}};
+    int rc = db_pipeline(c, calls, 2, NULL);
+    PQclear(calls[0].res);
+    PQclear(calls[1].res);
+    *began = PQstatus(c) == CONNECTION_OK && PQtransactionStatus(c) != PQTRANS_IDLE;
     return rc;
 }
 

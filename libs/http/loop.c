@@ -134,8 +134,13 @@ void exchange_run_handler(struct exchange *ex)
     ex->req.route->fn(&ex->req, &ex->res, ex->req.route->arg);
     if (ex->deferred || ex->to_worker)
         return; /* the response is someone else's now, or comes later */
-    if (ex->res.status == 0 && http_respond_error(&ex->res, 500, "internal", "handler gave no response") != 0)
-        ex->res.status = 500;
+    response_ensure(&ex->res, "handler gave no response");
+}
+
+void response_ensure(struct http_response *res, const char *why)
+{
+    if (res->status == 0 && http_respond_error(res, 500, "internal", why) != 0)
+        res->status = 500;
 }
 
 /* A handler on the loop passed its request on: forget what it may have set. */

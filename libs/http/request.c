@@ -193,8 +193,7 @@ struct http_response *http_deferred_response(struct http_deferred *d)
 void http_deferred_finish(struct http_deferred *d)
 {
     struct exchange *ex = (struct exchange *)d;
-    if (ex->res.status == 0 && http_respond_error(&ex->res, 500, "internal", "deferred response left empty") != 0)
-        ex->res.status = 500;
+    response_ensure(&ex->res, "deferred response left empty");
     if (exchange_let_go(ex))
         done_push(ex->server, ex);
 }

@@ -80,5 +80,7 @@ void workers_stop(struct http_server *s);
 int loop_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len);
 /* Runs a handler and catches the case where it set no response. */
 void exchange_run_handler(struct exchange *ex);
+/* A response nobody filled in (status 0) becomes a 500 saying `why`. */
+void response_ensure(struct http_response *res, const char *why);
 
 #endif

@@ -106,14 +106,20 @@ Test(streams, add_group_read_ack, .timeout = 30)
     bus_free(b);
 }
 
+/* A new stream with group "g" and five entries, their ids in ids[]. */
+static void five_in_group(struct bus *b, char *s, size_t size, char ids[5][64])
+{
+    unique_stream(s, size);
+    cr_assert_eq(bus_group_create(b, s, "g", "0"), 0);
+    for (int i = 0; i < 5; i++)
+        add_one(b, s, "x", ids[i]);
+}
+
 Test(streams, ack_many_in_one_command, .timeout = 30)
 {
     struct bus *b = open_bus(ts_env("SABIA_REDIS_URL"), 1, NULL);
     char s[128], ids[5][64];
-    unique_stream(s, sizeof s);
-    cr_assert_eq(bus_group_create(b, s, "g", "0"), 0);
-    for (int i = 0; i < 5; i++)
-        add_one(b, s, "x", ids[i]);
+    five_in_group(b, s, sizeof s, ids);
     struct bus_entry *e = NULL;
     size_t n = 0;
     read_group(b, s, "c", ">", 10, -1, &e, &n);
@@ -141,10 +147,7 @@ Test(streams, count_limits_batch, .timeout = 30)
 {
     struct bus *b = open_bus(ts_env("SABIA_REDIS_URL"), 1, NULL);
     char s[128], ids[5][64];
-    unique_stream(s, sizeof s);
-    cr_assert_eq(bus_group_create(b, s, "g", "0"), 0);
-    for (int i = 0; i < 5; i++)
-        add_one(b, s, "x", ids[i]);
+    five_in_group(b, s, sizeof s, ids);
     struct bus_entry *e = NULL;
     size_t n = 0;
     read_group(b, s, "c", ">", 3, -1, &e, &n);
