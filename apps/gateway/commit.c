@@ -8,10 +8,14 @@
  * the next one fills up, so batches grow with load and no time is spent
  * waiting when the gateway is idle.
  *
- * Duplicates: accepted rows are inserted with ON CONFLICT DO NOTHING on the
- * dedup index; a row that was not inserted is recorded again as a duplicate
- * (dedup_key NULL, duplicate_of = the original, processed_at set so the relay
- * ignores it) and its handler is told the original's id.
+ * Duplicates: a batch is first inserted plainly, which costs PostgreSQL the
+ * least per row and succeeds whenever no key repeats (nearly always). When
+ * a key does repeat, the unique index refuses the batch and it is written
+ * again with ON CONFLICT DO NOTHING on the dedup index, as are the next
+ * CAREFUL_BATCHES batches (replays come in bursts); a row that was not
+ * inserted is recorded again as a duplicate (dedup_key NULL, duplicate_of =
+ * the original, processed_at set so the relay ignores it) and its handler is
+ * told the original's id.
  *
  * Failure: if the batch fails because of one bad row, each row is retried on
  * its own so the others still land; if PostgreSQL is unreachable every row
@@ -27,6 +31,7 @@
 #define NCOLS 12                            /* the column arrays of a group (the tenant apart) */
 #define PAYLOADS_MAX_BYTES (1024u * 1024u * 1024u) /* one group's payloads in one parameter */
 #define COLUMN_MAX_BYTES (64u * 1024u * 1024u)     /* any other column of a group */
+#define CAREFUL_BATCHES 64 /* batches written with ON CONFLICT after a refused one */
 
 struct writer;
 
@@ -45,6 +50,7 @@ struct committer {
     struct metric *m_batch;   /* gateway_commit_batch_rows */
     struct metric *m_latency; /* gateway_commit_seconds */
     struct metric *m_rows;    /* gateway_commit_rows_total{outcome} */
+    struct metric *m_redone;  /* gateway_commit_conflict_retries_total */
 };
 
 /* Every row of a tenant goes in with one fixed statement over arrays: it is
@@ -67,12 +73,13 @@ struct committer {
     "CASE WHEN u.reason IS NULL THEN 'accepted' ELSE 'rejected' END, u.reason, u.dedup_key, "     \
     "u.correlation_id " ROWS_FROM_ARRAYS
 
+/* The usual statement: every row goes in, or a repeated key fails it all. */
+static const char INSERT_PLAIN_SQL[] = INSERT_ROWS;
+/* After such a failure: rows whose key exists are left out and found missing
+ * from RETURNING. */
 static const char INSERT_SQL[] =
     INSERT_ROWS "ON CONFLICT (tenant_id, channel_id, dedup_key) WHERE dedup_key IS NOT NULL "
                 "DO NOTHING RETURNING id";
-/* Rows without a tenant (rejected before one was known) may be written but
- * not read back: RETURNING would need a SELECT policy that admits them. */
-static const char INSERT_UNTENANTED_SQL[] = INSERT_ROWS;
 
 /* The requests whose key existed, recorded as duplicates of the original
  * (no key, processed_at set so the relay ignores them). A row whose original
@@ -109,6 +116,7 @@ struct writer {
     struct committer *cm;
     struct event_row **rows, **scratch, **dups;
     struct group groups[GROUPS_PER_TX];
+    unsigned careful; /* batches still to write with INSERT_SQL */
 };
 
 static void group_init(struct group *g)
@@ -184,8 +192,11 @@ static int run_groups(PGconn *c, const char *sql, struct group *groups, size_t n
     struct db_call calls[DB_PIPELINE_MAX];
     for (size_t i = 0; i < ng; i++) {
         calls[2 * i] = (struct db_call){.sql = SCOPE_SQL, .nparams = 1, .values = &groups[i].tenant};
+        /* Rows without a tenant (rejected before one was known) may be
+         * written but not read back: RETURNING would need a SELECT policy
+         * that admits them. They carry no key, so never conflict. */
         bool untenanted = !groups[i].values[0] && sql == INSERT_SQL;
-        calls[2 * i + 1] = (struct db_call){.sql = untenanted ? INSERT_UNTENANTED_SQL : sql,
+        calls[2 * i + 1] = (struct db_call){.sql = untenanted ? INSERT_PLAIN_SQL : sql,
                                             .nparams = 1 + NCOLS,
                                             .values = groups[i].values,
                                             .lengths = groups[i].lengths,
@@ -313,6 +324,33 @@ static void write_duplicates(struct writer *w, PGconn *c, struct event_row **dup
     }
 }
 
+/* The plain insert of the groups: 0 when every row went in, SB_ECONFLICT
+ * when a key existed (nothing went in), or another failure. */
+static int insert_plain(struct writer *w, PGconn *c, size_t ng)
+{
+    PGresult *res[GROUPS_PER_TX] = {0};
+    int rc = run_groups(c, INSERT_PLAIN_SQL, w->groups, ng, res);
+    for (size_t g = 0; g < ng; g++)
+        PQclear(res[g]);
+    return rc;
+}
+
+/* The careful insert: rows whose key existed are recorded as duplicates. */
+static int insert_careful(struct writer *w, PGconn *c, size_t ng)
+{
+    PGresult *res[GROUPS_PER_TX] = {0};
+    int rc = run_groups(c, INSERT_SQL, w->groups, ng, res);
+    size_t nd = 0;
+    for (size_t g = 0; g < ng; g++) {
+        if (rc == 0)
+            collect_missing(&w->groups[g], res[g], w->dups, &nd);
+        PQclear(res[g]);
+    }
+    if (rc == 0 && nd)
+        write_duplicates(w, c, w->dups, nd);
+    return rc;
+}
+
 /* Writes the first rows of rows[0..n) (sorted by tenant and id), those of at most
  * GROUPS_PER_TX tenants, in one transaction; *took says how many. Sets each
  * row's result; returns the transaction's outcome. */
@@ -325,19 +363,17 @@ static int write_chunk(struct writer *w, PGconn *c, struct event_row **rows, siz
         rows[i]->duplicate = false;
         rows[i]->result = 0;
     }
-    PGresult *res[GROUPS_PER_TX] = {0};
-    if (rc == 0)
-        rc = run_groups(c, INSERT_SQL, w->groups, ng, res);
-    size_t nd = 0;
-    for (size_t g = 0; g < ng; g++) {
-        if (rc == 0)
-            collect_missing(&w->groups[g], res[g], w->dups, &nd);
-        PQclear(res[g]);
+    bool plain = rc == 0 && w->careful == 0;
+    if (plain && (rc = insert_plain(w, c, ng)) == SB_ECONFLICT) {
+        w->careful = CAREFUL_BATCHES;
+        metric_add(w->cm->m_redone, NULL, 1);
+        plain = false;
+        rc = 0;
     }
+    if (rc == 0 && !plain)
+        rc = insert_careful(w, c, ng);
     for (size_t i = 0; rc != 0 && i < *took; i++)
-        rows[i]->result = rc;
-    if (rc == 0 && nd)
-        write_duplicates(w, c, w->dups, nd);
+        rows[i]->result = rows[i]->result ? rows[i]->result : rc;
     return rc;
 }
 
@@ -346,6 +382,8 @@ static int write_chunk(struct writer *w, PGconn *c, struct event_row **rows, siz
 static int write_batch(struct writer *w, PGconn *c, struct event_row **rows, size_t n)
 {
     qsort(rows, n, sizeof *rows, cmp_tenant_id);
+    if (w->careful > 0)
+        w->careful--;
     int first = 0;
     for (size_t i = 0, took = 0; i < n; i += took) {
         int rc = write_chunk(w, c, rows + i, n - i, &took);
@@ -495,6 +533,9 @@ struct committer *committer_new(struct db_pool *db, int threads, int batch_max,
                                       "Time to write and commit one batch.", NULL, NULL, 0);
     cm->m_rows = metrics_counter(metrics, "gateway_commit_rows_total",
                                  "webhook_events rows by outcome.", "outcome");
+    cm->m_redone = metrics_counter(metrics, "gateway_commit_conflict_retries_total",
+                                   "Batches written again with ON CONFLICT after a repeated key.",
+                                   NULL);
     cm->threads = calloc((size_t)threads, sizeof *cm->threads);
     cm->writers = calloc((size_t)threads, sizeof *cm->writers);
     for (int i = 0; cm->threads && cm->writers && i < threads; i++) {

@@ -1,6 +1,8 @@
 /* hash.c - the primitives: CSPRNG bytes and tokens, SHA-256, HMAC-SHA256 and
  * constant-time comparison. */
 #include <limits.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
 
 #include <openssl/core_names.h>
@@ -55,22 +57,55 @@ void crypto_sha256(const void *data, size_t n, uint8_t out[CRYPTO_SHA256_LEN])
         abort(); /* only on allocation failure inside OpenSSL: never return a bogus digest */
 }
 
-int crypto_hmac_sha256_parts(const void *key, size_t keylen, const struct sb_str *parts,
-                             size_t nparts, uint8_t out[CRYPTO_SHA256_LEN])
+/* HMAC contexts are costly to make (OpenSSL 3 looks the algorithm up in its
+ * provider store under a lock), so each thread keeps one, keyed afresh for
+ * every MAC, and frees it when it exits. The algorithm is fetched once. */
+static EVP_MAC *hmac_alg;
+static pthread_once_t hmac_once = PTHREAD_ONCE_INIT;
+static pthread_key_t hmac_key;
+static bool hmac_key_ok;
+static _Thread_local EVP_MAC_CTX *hmac_tl;
+
+static void hmac_ctx_free(void *ctx)
 {
-    static const uint8_t empty[1];
+    EVP_MAC_CTX_free(ctx);
+}
+
+static void hmac_setup(void)
+{
+    hmac_alg = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    hmac_key_ok = pthread_key_create(&hmac_key, hmac_ctx_free) == 0;
+}
+
+/* This thread's HMAC-SHA256 context, or NULL when OpenSSL is out of memory. */
+static EVP_MAC_CTX *hmac_ctx(void)
+{
+    if (hmac_tl)
+        return hmac_tl;
+    if (pthread_once(&hmac_once, hmac_setup) != 0 || !hmac_alg || !hmac_key_ok)
+        return NULL;
     char digest[] = "SHA256";
     OSSL_PARAM params[] = {
         OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
         OSSL_PARAM_construct_end(),
     };
+    EVP_MAC_CTX *ctx = EVP_MAC_CTX_new(hmac_alg);
+    if (!ctx || EVP_MAC_CTX_set_params(ctx, params) != 1 ||
+        pthread_setspecific(hmac_key, ctx) != 0) {
+        EVP_MAC_CTX_free(ctx);
+        return NULL;
+    }
+    return hmac_tl = ctx;
+}
+
+int crypto_hmac_sha256_parts(const void *key, size_t keylen, const struct sb_str *parts,
+                             size_t nparts, uint8_t out[CRYPTO_SHA256_LEN])
+{
+    static const uint8_t empty[1];
     int rc = -ENOMEM;
-    EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
-    EVP_MAC_CTX *ctx = mac ? EVP_MAC_CTX_new(mac) : NULL;
-    if (!ctx)
-        goto done;
+    EVP_MAC_CTX *ctx = hmac_ctx();
     /* A NULL key would mean "keep the previous key"; an empty key is a real key. */
-    if (EVP_MAC_init(ctx, keylen > 0 ? key : empty, keylen, params) != 1)
+    if (!ctx || EVP_MAC_init(ctx, keylen > 0 ? key : empty, keylen, NULL) != 1)
         goto done;
     for (size_t i = 0; i < nparts; i++) {
         if (parts[i].len > 0 &&
@@ -84,8 +119,6 @@ int crypto_hmac_sha256_parts(const void *key, size_t keylen, const struct sb_str
 done:
     if (rc < 0)
         crypto__clear_errors();
-    EVP_MAC_CTX_free(ctx);
-    EVP_MAC_free(mac);
     return rc;
 }
 

@@ -1,6 +1,7 @@
 /* test_hash.c - SHA-256 and HMAC-SHA256 known answers (FIPS 180-2 examples,
  * RFC 4231), CSPRNG bytes and tokens, constant-time equality. */
 #include <criterion/criterion.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -108,6 +109,43 @@ Test(hmac, parts_equal_concatenation, .timeout = 30)
     struct sb_str other[] = {{"what do", 7}, {" ya want for nothing!", 21}};
     cr_assert_eq(crypto_hmac_sha256_parts("Jefe", 4, other, 2, b), 0);
     cr_assert_neq(memcmp(a, b, sizeof a), 0);
+}
+
+/* Each thread keys its own reused context: MACs computed at the same time
+ * on several threads, each switching keys, match the one-thread answers. */
+#define HMAC_THREADS 4
+#define HMAC_ROUNDS  500
+
+static void *hmac_worker(void *arg)
+{
+    const uint8_t *want = arg; /* [2][CRYPTO_SHA256_LEN]: key "Jefe", then key "k" */
+    uint8_t mac[CRYPTO_SHA256_LEN];
+    const char *msg = "what do ya want for nothing?";
+    for (int i = 0; i < HMAC_ROUNDS; i++) {
+        const char *key = i % 2 ? "k" : "Jefe";
+        crypto_hmac_sha256(key, strlen(key), msg, strlen(msg), mac);
+        if (memcmp(mac, want + (i % 2) * CRYPTO_SHA256_LEN, sizeof mac) != 0)
+            return (void *)1;
+    }
+    return NULL;
+}
+
+Test(hmac, threads_switching_keys_agree, .timeout = 60)
+{
+    const char *msg = "what do ya want for nothing?";
+    uint8_t want[2][CRYPTO_SHA256_LEN];
+    crypto_hmac_sha256("Jefe", 4, msg, strlen(msg), want[0]);
+    crypto_hmac_sha256("k", 1, msg, strlen(msg), want[1]);
+    assert_hex(want[0], CRYPTO_SHA256_LEN,
+               "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+    pthread_t t[HMAC_THREADS];
+    for (int i = 0; i < HMAC_THREADS; i++)
+        cr_assert_eq(pthread_create(&t[i], NULL, hmac_worker, want), 0);
+    for (int i = 0; i < HMAC_THREADS; i++) {
+        void *res = (void *)1;
+        cr_assert_eq(pthread_join(t[i], &res), 0);
+        cr_assert_null(res, "thread %d computed a wrong MAC", i);
+    }
 }
 
 Test(random, fills_and_differs, .timeout = 30)
