@@ -68,19 +68,35 @@ int channels__fail_code(struct channels__err *err, int code, const char *reason,
     return rc;
 }
 
-static int inspect_parsed(enum channel_type type, const json_t *root,
-                          struct channels_inspection *out, struct channels__keys *keys,
-                          struct channels__err *err)
+/* Meta's bodies (the gateway's bulk) are read from a tape, with no tree
+ * built; the web widget's strict format is checked on a jansson tree. */
+static int inspect_body(enum channel_type type, const char *body, size_t len,
+                        struct channels_inspection *out, struct channels__keys *keys,
+                        struct channels__err *err)
 {
-    switch (type) {
-    case CHANNEL_WHATSAPP:
-        return channels__wa_inspect(root, out, keys, err);
-    case CHANNEL_INSTAGRAM:
-        return channels__ig_inspect(root, out, keys, err);
-    case CHANNEL_WEB:
-        return channels__web_inspect(root, out, keys, err);
+    if (type == CHANNEL_WEB) {
+        json_t *root = NULL;
+        int rc = channels__json_load(body, len, &root, err);
+        if (rc == 0)
+            rc = channels__web_inspect(root, out, keys, err);
+        json_decref(root);
+        return rc;
     }
-    return channels__fail_code(err, -EINVAL, "internal", "unknown channel type %d", (int)type);
+    int rc = channels__json_precheck(body, len, err);
+    if (rc != 0)
+        return rc;
+    if (len >= CHANNELS__TAPE_MAX_LEN)
+        return channels__fail(err, "too_large", "bodies of 2 GiB or more are not inspected");
+    struct channels__tape t;
+    channels__tape_init(&t);
+    rc = channels__tape_parse(&t, body, len, err);
+    if (rc == 0 && !channels__tape_is(&t, 0, CHANNELS__TAPE_OBJECT))
+        rc = channels__fail(err, "not_object", "the body must be a JSON object");
+    if (rc == 0)
+        rc = type == CHANNEL_WHATSAPP ? channels__wa_inspect(&t, out, keys, err)
+                                      : channels__ig_inspect(&t, out, keys, err);
+    channels__tape_cleanup(&t);
+    return rc;
 }
 
 int channels_inspect(enum channel_type type, const char *body, size_t len,
@@ -98,20 +114,15 @@ int channels_inspect(enum channel_type type, const char *body, size_t len,
     if ((unsigned)type > CHANNEL_WEB)
         return channels__fail_code(&err, -EINVAL, "internal", "unknown channel type %d", (int)type);
 
-    json_t *root = NULL;
-    int rc = channels__json_load(body, len, &root, &err);
-    if (rc != 0)
-        return rc;
     struct channels__keys keys;
     channels__keys_init(&keys);
-    rc = inspect_parsed(type, root, out, &keys, &err);
+    int rc = inspect_body(type, body, len, out, &keys, &err);
     if (rc == 0) {
         rc = channels__keys_finish(&keys, body, len, out->dedup_key);
         if (rc != 0)
             channels__fail_code(&err, rc, "internal", "out of memory building the dedup key");
     }
     channels__keys_cleanup(&keys);
-    json_decref(root);
     if (rc != 0) {
         memset(out, 0, sizeof *out);
         return rc;

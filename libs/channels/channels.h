@@ -104,7 +104,8 @@ int channels_json_check_depth(const char *body, size_t len, unsigned max_depth) 
  * machine-readable reason ("empty_body", "too_deep", "invalid_json",
  * "not_object", "wrong_object", "missing_entry", "invalid_entry",
  * "invalid_change", "invalid_message", "invalid_status", "invalid_event",
- * "too_many_items", "invalid_web_message") written into `reason` and one
+ * "too_many_items", "invalid_web_message", "too_large" for a WhatsApp or
+ * Instagram body of 2 GiB or more) written into `reason` and one
  * human sentence into `detail`; both may be NULL, both are truncated to
  * their sizes and always NUL-terminated when their size is > 0. Also
  * returns -EINVAL (NULL out, body NULL with len > 0, unknown type) or

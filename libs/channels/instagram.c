@@ -139,94 +139,200 @@ int channels__ig_walk(const json_t *root, channels__ig_visit_fn visit, void *ctx
 
 /* ---------------------------------------------------------------- inspection */
 
-struct ig_inspect {
+/* channels_inspect() of an Instagram body reads its tape (see whatsapp.c):
+ * the same walk as channels__ig_walk() above, checks in the same order. */
+struct ig_scan {
+    const struct channels__tape *t;
     struct channels_inspection *out;
     struct channels__keys *keys; /* identified items */
     struct channels__keys anon;  /* content hashes of events without an id */
+    struct channels__err *err;
+    size_t count;      /* items reported so far */
+    const char *array; /* "messaging", "standby" or "changes" */
+    bool standby;
 };
 
-/* Adds the key item of one event; an event without an id of its own goes to
- * the content-hash set instead. Returns 0 or -ENOMEM. */
-static int ig_key(struct ig_inspect *s, const struct channels__ig_item *it)
+/* The key item of one event, as ig_key() would make it from the tree; an
+ * event without an id of its own goes to the content-hash set. */
+static int ig_scan_key(struct ig_scan *s, enum channels__ig_kind kind, uint32_t ev,
+                       const char *mid)
 {
-    const json_t *part;
-    switch (it->kind) {
+    const struct channels__tape *t = s->t;
+    uint32_t v;
+    switch (kind) {
     case CHANNELS__IG_MESSAGE:
     case CHANNELS__IG_ECHO:
-        return channels__keys_addf(s->keys, "ig:m:%s", it->mid);
+        return channels__keys_addf(s->keys, "ig:m:%s", mid);
     case CHANNELS__IG_DELETED:
-        return channels__keys_addf(s->keys, "ig:del:%s", it->mid);
+        return channels__keys_addf(s->keys, "ig:del:%s", mid);
     case CHANNELS__IG_EDIT:
-        part = json_object_get(json_object_get(it->event, "message_edit"), "num_edit");
-        if (json_is_integer(part))
-            return channels__keys_addf(s->keys, "ig:edit:%s:%" PRIdMAX, it->mid,
-                                       (intmax_t)json_integer_value(part));
+        v = channels__tape_get(t, channels__tape_get(t, ev, "message_edit"), "num_edit");
+        if (channels__tape_is(t, v, CHANNELS__TAPE_INTEGER))
+            return channels__keys_addf(s->keys, "ig:edit:%s:%" PRId64, mid,
+                                       channels__tape_integer(t, v));
         break;
     case CHANNELS__IG_REACTION: {
-        const json_t *ts = json_object_get(it->event, "timestamp");
-        const char *action =
-            channels__json_id(json_object_get(json_object_get(it->event, "reaction"), "action"));
-        if (json_is_integer(ts))
-            return channels__keys_addf(s->keys, "ig:re:%s:%s:%" PRIdMAX, it->mid,
-                                       action ? action : "react", (intmax_t)json_integer_value(ts));
+        v = channels__tape_get(t, ev, "timestamp");
+        struct channels__tape_str ab;
+        const char *action = channels__tape_id(
+            t, channels__tape_get(t, channels__tape_get(t, ev, "reaction"), "action"), &ab);
+        bool keyed = channels__tape_is(t, v, CHANNELS__TAPE_INTEGER);
+        int rc = keyed ? channels__keys_addf(s->keys, "ig:re:%s:%s:%" PRId64, mid,
+                                             action ? action : "react",
+                                             channels__tape_integer(t, v))
+                       : 0;
+        channels__tape_str_free(&ab);
+        if (keyed)
+            return rc;
         break;
     }
     case CHANNELS__IG_POSTBACK:
-        if (it->mid)
-            return channels__keys_addf(s->keys, "ig:p:%s", it->mid);
+        if (mid)
+            return channels__keys_addf(s->keys, "ig:p:%s", mid);
         break;
     case CHANNELS__IG_READ:
-        if (it->mid)
-            return channels__keys_addf(s->keys, "ig:r:%s", it->mid);
+        if (mid)
+            return channels__keys_addf(s->keys, "ig:r:%s", mid);
         break;
     case CHANNELS__IG_DELIVERY:
-        if (it->mid)
-            return channels__keys_addf(s->keys, "ig:dl:%s", it->mid);
+        if (mid)
+            return channels__keys_addf(s->keys, "ig:dl:%s", mid);
         break;
     case CHANNELS__IG_OTHER:
         break;
     }
-    return channels__keys_add_hash(&s->anon, "ig", it->event);
+    return channels__tape_add_hash(&s->anon, "ig", t, ev);
 }
 
-static int ig_inspect_visit(void *ctx, const struct channels__ig_item *it,
-                            struct channels__err *err)
+/* Counts one event and adds its key item (ig_report() + ig_inspect_visit()). */
+static int ig_scan_report(struct ig_scan *s, enum channels__ig_kind kind, uint32_t ev,
+                          const char *mid)
 {
-    struct ig_inspect *s = ctx;
-    int rc = ig_key(s, it);
+    if (++s->count > CHANNELS_MAX_ITEMS)
+        return channels__fail(s->err, "too_many_items", "more than %d items in one payload",
+                              CHANNELS_MAX_ITEMS);
+    int rc = ig_scan_key(s, kind, ev, mid);
     if (rc != 0)
-        return channels__fail_code(err, rc, "internal", "out of memory collecting key items");
-    /* Standby events belong to the app that owns the thread: not ours to answer. */
-    if (it->standby) {
+        return channels__fail_code(s->err, rc, "internal", "out of memory collecting key items");
+    if (s->standby)
         s->out->others++;
-        return 0;
-    }
-    switch (it->kind) {
-    case CHANNELS__IG_MESSAGE:
-    case CHANNELS__IG_REACTION:
-    case CHANNELS__IG_POSTBACK:
+    else if (kind == CHANNELS__IG_MESSAGE || kind == CHANNELS__IG_REACTION ||
+             kind == CHANNELS__IG_POSTBACK)
         s->out->messages++;
-        break;
-    case CHANNELS__IG_ECHO:
+    else if (kind == CHANNELS__IG_ECHO)
         s->out->echoes++;
-        break;
-    case CHANNELS__IG_READ:
-    case CHANNELS__IG_DELIVERY:
+    else if (kind == CHANNELS__IG_READ || kind == CHANNELS__IG_DELIVERY)
         s->out->statuses++;
-        break;
-    default:
+    else
         s->out->others++;
-        break;
+    return 0;
+}
+
+static int ig_scan_bad_mid(struct ig_scan *s, struct channels__pos p, const char *what)
+{
+    return channels__fail(s->err, "invalid_event",
+                          "entry[%zu].%s[%zu].%s.mid must be a string of 1..%d printable bytes",
+                          p.entry, s->array, p.index, what, CHANNELS_ID_MAX);
+}
+
+static int ig_scan_delivery(struct ig_scan *s, uint32_t ev, uint32_t delivery,
+                            struct channels__pos p)
+{
+    const struct channels__tape *t = s->t;
+    uint32_t mids = channels__tape_get(t, delivery, "mids");
+    if (!channels__tape_is(t, mids, CHANNELS__TAPE_ARRAY) || channels__tape_size(t, mids) == 0)
+        return ig_scan_report(s, CHANNELS__IG_DELIVERY, ev, NULL);
+    uint32_t m = mids + 1;
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < channels__tape_size(t, mids); i++, m = t->nodes[m].next) {
+        struct channels__tape_str mb;
+        const char *mid = channels__tape_id(t, m, &mb);
+        rc = mid ? ig_scan_report(s, CHANNELS__IG_DELIVERY, ev, mid)
+                 : ig_scan_bad_mid(s, p, "delivery");
+        channels__tape_str_free(&mb);
+    }
+    return rc;
+}
+
+/* Classifies one messaging[] / standby[] event by the member it carries. */
+static int ig_scan_event(struct ig_scan *s, uint32_t ev, struct channels__pos p)
+{
+    static const struct {
+        const char *member;
+        enum channels__ig_kind kind;
+        bool mid_required;
+    } parts[] = {
+        {"message", CHANNELS__IG_MESSAGE, true},   {"message_edit", CHANNELS__IG_EDIT, true},
+        {"reaction", CHANNELS__IG_REACTION, true}, {"postback", CHANNELS__IG_POSTBACK, false},
+        {"read", CHANNELS__IG_READ, false},        {"delivery", CHANNELS__IG_DELIVERY, false},
+    };
+    const struct channels__tape *t = s->t;
+    for (size_t k = 0; k < sizeof parts / sizeof parts[0]; k++) {
+        uint32_t part = channels__tape_get(t, ev, parts[k].member);
+        if (part == CHANNELS__TAPE_NONE)
+            continue;
+        if (parts[k].kind == CHANNELS__IG_DELIVERY)
+            return ig_scan_delivery(s, ev, part, p);
+        struct channels__tape_str mb;
+        const char *mid = channels__tape_id(t, channels__tape_get(t, part, "mid"), &mb);
+        if (!mid && parts[k].mid_required)
+            return ig_scan_bad_mid(s, p, parts[k].member);
+        enum channels__ig_kind kind = parts[k].kind;
+        if (kind == CHANNELS__IG_MESSAGE &&
+            channels__tape_is(t, channels__tape_get(t, part, "is_echo"), CHANNELS__TAPE_TRUE))
+            kind = CHANNELS__IG_ECHO;
+        else if (kind == CHANNELS__IG_MESSAGE &&
+                 channels__tape_is(t, channels__tape_get(t, part, "is_deleted"),
+                                   CHANNELS__TAPE_TRUE))
+            kind = CHANNELS__IG_DELETED;
+        int rc = ig_scan_report(s, kind, ev, mid);
+        channels__tape_str_free(&mb);
+        return rc;
+    }
+    return ig_scan_report(s, CHANNELS__IG_OTHER, ev, NULL); /* referral, optin, handover... */
+}
+
+static int ig_scan_events(struct ig_scan *s, uint32_t entry, size_t ei, const char *name)
+{
+    const struct channels__tape *t = s->t;
+    uint32_t arr = channels__tape_get(t, entry, name);
+    if (arr == CHANNELS__TAPE_NONE)
+        return 0;
+    if (!channels__tape_is(t, arr, CHANNELS__TAPE_ARRAY))
+        return channels__fail(s->err, "invalid_entry", "entry[%zu].%s must be an array", ei,
+                              name);
+    s->array = name;
+    s->standby = strcmp(name, "standby") == 0;
+    uint32_t ev = arr + 1;
+    for (size_t i = 0; i < channels__tape_size(t, arr); i++, ev = t->nodes[ev].next) {
+        if (!channels__tape_is(t, ev, CHANNELS__TAPE_OBJECT))
+            return channels__fail(s->err, "invalid_event", "entry[%zu].%s[%zu] must be an object",
+                                  ei, name, i);
+        int rc = strcmp(name, "changes") == 0 /* comments, mentions...: not messaging */
+                     ? ig_scan_report(s, CHANNELS__IG_OTHER, ev, NULL)
+                     : ig_scan_event(s, ev, (struct channels__pos){.entry = ei, .index = i});
+        if (rc != 0)
+            return rc;
     }
     return 0;
 }
 
-int channels__ig_inspect(const json_t *root, struct channels_inspection *out,
+int channels__ig_inspect(const struct channels__tape *t, struct channels_inspection *out,
                          struct channels__keys *keys, struct channels__err *err)
 {
-    struct ig_inspect s = {.out = out, .keys = keys};
+    struct ig_scan s = {.t = t, .out = out, .keys = keys, .err = err};
     channels__keys_init(&s.anon);
-    int rc = channels__ig_walk(root, ig_inspect_visit, &s, err);
+    uint32_t entries = 0;
+    int rc = channels__tape_envelope(t, "instagram", &entries, err);
+    static const char *const arrays[] = {"messaging", "standby", "changes"};
+    uint32_t entry = entries + 1;
+    for (size_t i = 0; rc == 0 && i < channels__tape_size(t, entries);
+         i++, entry = t->nodes[entry].next) {
+        if (!channels__tape_is(t, entry, CHANNELS__TAPE_OBJECT))
+            rc = channels__fail(err, "invalid_entry", "entry[%zu] must be an object", i);
+        for (size_t a = 0; rc == 0 && a < sizeof arrays / sizeof arrays[0]; a++)
+            rc = ig_scan_events(&s, entry, i, arrays[a]);
+    }
     if (rc == 0 && keys->n > 0 && (rc = channels__keys_merge(keys, &s.anon)) != 0)
         channels__fail_code(err, rc, "internal", "out of memory collecting key items");
     channels__keys_cleanup(&s.anon);

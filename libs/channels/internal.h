@@ -7,10 +7,13 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <jansson.h>
 
 #include "channels.h"
+
+struct channels__tape; /* below */
 
 /* ---------------------------------------------------------------- failures */
 
@@ -31,6 +34,10 @@ int channels__fail_code(struct channels__err *err, int code, const char *reason,
 
 /* ---------------------------------------------------------------- JSON */
 
+/* What every body must pass before any parser sees it: non-empty
+ * ("empty_body"), nesting within CHANNELS_MAX_DEPTH ("too_deep"). Returns 0
+ * or SB_EPARSE. */
+int channels__json_precheck(const char *body, size_t len, struct channels__err *err);
 /* Depth check (CHANNELS_MAX_DEPTH), then parse. Requires a non-empty body
  * whose top level is an object. On success *root is a new reference the
  * caller releases with json_decref(). Returns 0 or SB_EPARSE ("empty_body",
@@ -43,10 +50,85 @@ int channels__json_load(const char *body, size_t len, json_t **root, struct chan
  * *entries borrows root's array. Returns 0 or SB_EPARSE. */
 int channels__json_envelope(const json_t *root, const char *object, const json_t **entries,
                             struct channels__err *err);
+/* The same over a tape whose node 0 is an object; *entries the array's node. */
+int channels__tape_envelope(const struct channels__tape *t, const char *object, uint32_t *entries,
+                            struct channels__err *err);
 
 /* `v` as a string when it is a JSON string of 1..CHANNELS_ID_MAX bytes
  * without control characters (safe inside a dedup key), else NULL. */
 const char *channels__json_id(const json_t *v);
+
+/* ---------------------------------------------------------------- JSON tape */
+
+/* A parsed document as a flat array of nodes in document order (tape.c).
+ * A container's elements follow it, each element's subtree before the next
+ * element; an object's members are a key (string) node then the value's
+ * nodes. Strings are not copied: nodes point into the caller's bytes. */
+enum channels__tape_type {
+    CHANNELS__TAPE_OBJECT,
+    CHANNELS__TAPE_ARRAY,
+    CHANNELS__TAPE_STRING,
+    CHANNELS__TAPE_INTEGER,
+    CHANNELS__TAPE_REAL,
+    CHANNELS__TAPE_TRUE,
+    CHANNELS__TAPE_FALSE,
+    CHANNELS__TAPE_NULL,
+};
+
+struct channels__tape_node {
+    uint32_t start; /* offset of the value's first byte (a string's opening quote) */
+    uint32_t len;   /* bytes of the value, quotes and brackets included */
+    uint32_t next;  /* index of the node just past this value's subtree */
+    uint32_t count; /* containers: elements, or members */
+    uint8_t type;   /* enum channels__tape_type */
+    bool escaped;   /* strings: holds a backslash escape */
+};
+
+#define CHANNELS__TAPE_INLINE  128           /* nodes held without allocating */
+#define CHANNELS__TAPE_NONE    UINT32_MAX    /* "no such node" */
+#define CHANNELS__TAPE_MAX_LEN (1u << 31)    /* longest body the tape takes */
+
+struct channels__tape {
+    const char *body; /* borrowed from the caller for the tape's life */
+    size_t len;
+    struct channels__tape_node *nodes; /* inline_nodes, or heap when larger */
+    uint32_t n, cap;
+    struct channels__tape_node inline_nodes[CHANNELS__TAPE_INLINE];
+};
+
+void channels__tape_init(struct channels__tape *t);
+void channels__tape_cleanup(struct channels__tape *t);
+/* Parses body (len < CHANNELS__TAPE_MAX_LEN, nesting already checked) into
+ * t, node 0 the top-level value. Returns 0, SB_EPARSE ("invalid_json", the
+ * detail naming the byte), -ENOMEM, or SB_ELIMIT for a longer body. */
+int channels__tape_parse(struct channels__tape *t, const char *body, size_t len,
+                         struct channels__err *err);
+
+/* obj[name] (the last one when the key repeats), or CHANNELS__TAPE_NONE when
+ * obj is not an object or lacks it. Keys compare decoded. */
+uint32_t channels__tape_get(const struct channels__tape *t, uint32_t obj, const char *name);
+/* Node i exists and is of that type. */
+bool channels__tape_is(const struct channels__tape *t, uint32_t i, enum channels__tape_type type);
+/* Elements (or members) of container i; 0 for anything else. */
+uint32_t channels__tape_size(const struct channels__tape *t, uint32_t i);
+/* The value of INTEGER node i (in range by construction). */
+int64_t channels__tape_integer(const struct channels__tape *t, uint32_t i);
+
+/* Room for a decoded string: short ones stay inline, longer ones go to heap. */
+struct channels__tape_str {
+    char inline_buf[256];
+    char *heap;
+    size_t len; /* decoded bytes */
+};
+/* String node i decoded and NUL-terminated (in buf), or NULL when i is not a
+ * string (or out of memory). Release with channels__tape_str_free(). */
+const char *channels__tape_str(const struct channels__tape *t, uint32_t i,
+                               struct channels__tape_str *buf);
+void channels__tape_str_free(struct channels__tape_str *buf);
+/* As channels__json_id(): node i as a string of 1..CHANNELS_ID_MAX bytes
+ * without control characters, else NULL (buf then needs no freeing). */
+const char *channels__tape_id(const struct channels__tape *t, uint32_t i,
+                              struct channels__tape_str *buf);
 
 /* ---------------------------------------------------------------- dedup keys */
 
@@ -63,6 +145,10 @@ int channels__keys_addf(struct channels__keys *k, const char *fmt, ...) SB_PRINT
 /* Adds "<prefix>:h:<sha256 hex of v's canonical JSON (compact, sorted keys)>".
  * Returns 0 or -ENOMEM. */
 int channels__keys_add_hash(struct channels__keys *k, const char *prefix, const json_t *v);
+/* The same for the value at tape node i (parsed again with jansson, so the
+ * item hashes as it always did). Returns 0 or -ENOMEM. */
+int channels__tape_add_hash(struct channels__keys *k, const char *prefix,
+                            const struct channels__tape *t, uint32_t i);
 /* Moves every item of `src` into `dst` (src ends empty). Returns 0 or -ENOMEM
  * (then src keeps the items not moved). */
 int channels__keys_merge(struct channels__keys *dst, struct channels__keys *src);
@@ -143,11 +229,12 @@ int channels__ig_walk(const json_t *root, channels__ig_visit_fn visit, void *ctx
 
 /* ---------------------------------------------------------------- per channel */
 
-/* Per-channel parts of channels_inspect(): root is a parsed object, keys is
+/* Per-channel parts of channels_inspect(): WhatsApp and Instagram read the
+ * body's tape (node 0 an object), the web widget a parsed object; keys is
  * empty on entry and filled with the key items; counts go to *out. */
-int channels__wa_inspect(const json_t *root, struct channels_inspection *out,
+int channels__wa_inspect(const struct channels__tape *t, struct channels_inspection *out,
                          struct channels__keys *keys, struct channels__err *err);
-int channels__ig_inspect(const json_t *root, struct channels_inspection *out,
+int channels__ig_inspect(const struct channels__tape *t, struct channels_inspection *out,
                          struct channels__keys *keys, struct channels__err *err);
 int channels__web_inspect(const json_t *root, struct channels_inspection *out,
                           struct channels__keys *keys, struct channels__err *err);

@@ -46,14 +46,22 @@ static void printable_copy(char *dst, size_t cap, const char *src)
     dst[i] = '\0';
 }
 
-int channels__json_load(const char *body, size_t len, json_t **root, struct channels__err *err)
+int channels__json_precheck(const char *body, size_t len, struct channels__err *err)
 {
-    *root = NULL;
     if (len == 0)
         return channels__fail(err, "empty_body", "the body is empty");
     if (channels_json_check_depth(body, len, CHANNELS_MAX_DEPTH) != 0)
         return channels__fail(err, "too_deep", "JSON nesting is deeper than %d levels",
                               CHANNELS_MAX_DEPTH);
+    return 0;
+}
+
+int channels__json_load(const char *body, size_t len, json_t **root, struct channels__err *err)
+{
+    *root = NULL;
+    int rc = channels__json_precheck(body, len, err);
+    if (rc != 0)
+        return rc;
     json_error_t jerr;
     /* Flags: scalars are decoded so that they can be refused with a precise
      * reason; NUL bytes inside strings stay refused (no JSON_ALLOW_NUL);
@@ -102,6 +110,25 @@ int channels__json_envelope(const json_t *root, const char *object, const json_t
     if (!json_is_array(entry) || json_array_size(entry) == 0)
         return channels__fail(err, "missing_entry", "\"entry\" must be a non-empty array");
     if (json_array_size(entry) > CHANNELS_MAX_ITEMS)
+        return channels__fail(err, "too_many_items", "more than %d entries in one payload",
+                              CHANNELS_MAX_ITEMS);
+    *entries = entry;
+    return 0;
+}
+
+int channels__tape_envelope(const struct channels__tape *t, const char *object, uint32_t *entries,
+                            struct channels__err *err)
+{
+    struct channels__tape_str ob;
+    const char *obj = channels__tape_str(t, channels__tape_get(t, 0, "object"), &ob);
+    bool same = obj && strcmp(obj, object) == 0;
+    channels__tape_str_free(&ob);
+    if (!same)
+        return channels__fail(err, "wrong_object", "the \"object\" field must be \"%s\"", object);
+    uint32_t entry = channels__tape_get(t, 0, "entry");
+    if (!channels__tape_is(t, entry, CHANNELS__TAPE_ARRAY) || channels__tape_size(t, entry) == 0)
+        return channels__fail(err, "missing_entry", "\"entry\" must be a non-empty array");
+    if (channels__tape_size(t, entry) > CHANNELS_MAX_ITEMS)
         return channels__fail(err, "too_many_items", "more than %d entries in one payload",
                               CHANNELS_MAX_ITEMS);
     *entries = entry;

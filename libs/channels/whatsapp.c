@@ -196,54 +196,206 @@ int channels__wa_walk(const json_t *root, channels__wa_visit_fn visit, void *ctx
 
 /* ---------------------------------------------------------------- inspection */
 
-struct wa_inspect {
+/* channels_inspect() of a WhatsApp body reads its tape rather than a jansson
+ * tree (the gateway's hot path): the same walk as channels__wa_walk() above,
+ * same checks in the same order, and the fuzz tests hold the two to the same
+ * verdict on every body. */
+struct wa_scan {
+    const struct channels__tape *t;
     struct channels_inspection *out;
     struct channels__keys *keys; /* identified items */
     struct channels__keys anon;  /* content hashes of items without an id */
+    struct channels__err *err;
+    size_t count; /* items reported so far */
 };
 
-static int wa_inspect_visit(void *ctx, const struct channels__wa_item *it,
-                            struct channels__err *err)
+static int wa_scan_count(struct wa_scan *s)
 {
-    struct wa_inspect *s = ctx;
-    int rc;
-    switch (it->kind) {
-    case CHANNELS__WA_MESSAGE:
-        s->out->messages++;
-        rc = channels__keys_addf(s->keys, "wa:m:%s", it->id);
-        break;
-    case CHANNELS__WA_ECHO:
-        s->out->echoes++;
-        rc = channels__keys_addf(s->keys, "wa:m:%s", it->id);
-        break;
-    case CHANNELS__WA_SYSTEM:
-        s->out->others++;
-        rc = channels__keys_addf(s->keys, "wa:m:%s", it->id);
-        break;
-    case CHANNELS__WA_STATUS:
-        s->out->statuses++;
-        rc = channels__keys_addf(s->keys, "wa:s:%s:%s", it->id, it->status);
-        break;
-    default:
-        s->out->others++;
-        rc = channels__keys_add_hash(&s->anon, "wa", it->item);
-        break;
-    }
-    if (rc != 0)
-        return channels__fail_code(err, rc, "internal", "out of memory collecting key items");
+    if (++s->count > CHANNELS_MAX_ITEMS)
+        return channels__fail(s->err, "too_many_items", "more than %d items in one payload",
+                              CHANNELS_MAX_ITEMS);
     return 0;
 }
 
-int channels__wa_inspect(const json_t *root, struct channels_inspection *out,
+static int wa_scan_oom(struct wa_scan *s, int rc)
+{
+    if (rc != 0)
+        return channels__fail_code(s->err, rc, "internal", "out of memory collecting key items");
+    return 0;
+}
+
+/* An item without an id (change-level error, other webhook field). */
+static int wa_scan_anon(struct wa_scan *s, uint32_t item)
+{
+    int rc = wa_scan_count(s);
+    if (rc != 0)
+        return rc;
+    s->out->others++;
+    return wa_scan_oom(s, channels__tape_add_hash(&s->anon, "wa", s->t, item));
+}
+
+/* value[name] as an array: NONE when absent, fails when not an array. */
+static int wa_scan_array(struct wa_scan *s, uint32_t value, const char *name,
+                         const struct channels__pos *p, uint32_t *arr)
+{
+    *arr = channels__tape_get(s->t, value, name);
+    if (*arr != CHANNELS__TAPE_NONE && !channels__tape_is(s->t, *arr, CHANNELS__TAPE_ARRAY))
+        return channels__fail(s->err, "invalid_change",
+                              "entry[%zu].changes[%zu].value.%s must be an array", p->entry,
+                              p->change, name);
+    return 0;
+}
+
+static int wa_scan_messages(struct wa_scan *s, uint32_t value, struct channels__pos p,
+                            const char *name, bool all_echoes)
+{
+    const struct channels__tape *t = s->t;
+    uint32_t arr;
+    int rc = wa_scan_array(s, value, name, &p, &arr);
+    if (rc != 0 || arr == CHANNELS__TAPE_NONE)
+        return rc;
+    struct channels__tape_str bb, fb, tb, ib;
+    const char *business = channels__tape_str(
+        t, channels__tape_get(t, channels__tape_get(t, value, "metadata"), "display_phone_number"),
+        &bb);
+    uint32_t m = arr + 1;
+    for (size_t i = 0; rc == 0 && i < channels__tape_size(t, arr); i++, m = t->nodes[m].next) {
+        const char *id = channels__tape_id(t, channels__tape_get(t, m, "id"), &ib);
+        if (!channels__tape_is(t, m, CHANNELS__TAPE_OBJECT) || !id) {
+            channels__tape_str_free(&ib);
+            rc = channels__fail(s->err, "invalid_message",
+                                "entry[%zu].changes[%zu].value.%s[%zu] must be an object whose"
+                                " \"id\" is a string of 1..%d printable bytes",
+                                p.entry, p.change, name, i, CHANNELS_ID_MAX);
+            break;
+        }
+        const char *from = channels__tape_str(t, channels__tape_get(t, m, "from"), &fb);
+        const char *type = channels__tape_str(t, channels__tape_get(t, m, "type"), &tb);
+        if ((rc = wa_scan_count(s)) == 0) {
+            if (all_echoes || same_phone(from, business))
+                s->out->echoes++;
+            else if (type && strcmp(type, "system") == 0)
+                s->out->others++;
+            else
+                s->out->messages++;
+            rc = wa_scan_oom(s, channels__keys_addf(s->keys, "wa:m:%s", id));
+        }
+        channels__tape_str_free(&fb);
+        channels__tape_str_free(&tb);
+        channels__tape_str_free(&ib);
+    }
+    channels__tape_str_free(&bb);
+    return rc;
+}
+
+static int wa_scan_statuses(struct wa_scan *s, uint32_t value, struct channels__pos p)
+{
+    const struct channels__tape *t = s->t;
+    uint32_t arr;
+    int rc = wa_scan_array(s, value, "statuses", &p, &arr);
+    if (rc != 0 || arr == CHANNELS__TAPE_NONE)
+        return rc;
+    uint32_t e = arr + 1;
+    for (size_t i = 0; rc == 0 && i < channels__tape_size(t, arr); i++, e = t->nodes[e].next) {
+        struct channels__tape_str ib, sb;
+        const char *id = channels__tape_id(t, channels__tape_get(t, e, "id"), &ib);
+        const char *status = channels__tape_id(t, channels__tape_get(t, e, "status"), &sb);
+        if (!channels__tape_is(t, e, CHANNELS__TAPE_OBJECT) || !id || !status)
+            rc = channels__fail(s->err, "invalid_status",
+                                "entry[%zu].changes[%zu].value.statuses[%zu] must be an object"
+                                " whose \"id\" and \"status\" are strings of 1..%d printable"
+                                " bytes",
+                                p.entry, p.change, i, CHANNELS_ID_MAX);
+        else if ((rc = wa_scan_count(s)) == 0) {
+            s->out->statuses++;
+            rc = wa_scan_oom(s, channels__keys_addf(s->keys, "wa:s:%s:%s", id, status));
+        }
+        channels__tape_str_free(&ib);
+        channels__tape_str_free(&sb);
+    }
+    return rc;
+}
+
+static int wa_scan_errors(struct wa_scan *s, uint32_t value, struct channels__pos p)
+{
+    uint32_t arr;
+    int rc = wa_scan_array(s, value, "errors", &p, &arr);
+    if (rc != 0 || arr == CHANNELS__TAPE_NONE)
+        return rc;
+    uint32_t e = arr + 1;
+    for (size_t i = 0; rc == 0 && i < channels__tape_size(s->t, arr); i++, e = s->t->nodes[e].next)
+        rc = wa_scan_anon(s, e);
+    return rc;
+}
+
+static int wa_scan_change(struct wa_scan *s, uint32_t change, struct channels__pos p)
+{
+    const struct channels__tape *t = s->t;
+    uint32_t value = channels__tape_get(t, change, "value");
+    if (value != CHANNELS__TAPE_NONE && !channels__tape_is(t, value, CHANNELS__TAPE_OBJECT))
+        return channels__fail(s->err, "invalid_change",
+                              "entry[%zu].changes[%zu].value must be an object", p.entry,
+                              p.change);
+    static const char *const known[] = {"messages", "message_echoes", "statuses", "errors"};
+    bool any = false;
+    for (size_t k = 0; value != CHANNELS__TAPE_NONE && k < sizeof known / sizeof known[0]; k++)
+        any = any || channels__tape_get(t, value, known[k]) != CHANNELS__TAPE_NONE;
+    if (!any)
+        return wa_scan_anon(s, change); /* another webhook field */
+    int rc = wa_scan_messages(s, value, p, "messages", false);
+    if (rc == 0)
+        rc = wa_scan_messages(s, value, p, "message_echoes", true);
+    if (rc == 0)
+        rc = wa_scan_statuses(s, value, p);
+    if (rc == 0)
+        rc = wa_scan_errors(s, value, p);
+    return rc;
+}
+
+static int wa_scan_entries(struct wa_scan *s)
+{
+    const struct channels__tape *t = s->t;
+    uint32_t entries;
+    int rc = channels__tape_envelope(t, "whatsapp_business_account", &entries, s->err);
+    if (rc != 0)
+        return rc;
+    size_t changes_seen = 0;
+    uint32_t entry = entries + 1;
+    for (size_t i = 0; i < channels__tape_size(t, entries); i++, entry = t->nodes[entry].next) {
+        if (!channels__tape_is(t, entry, CHANNELS__TAPE_OBJECT))
+            return channels__fail(s->err, "invalid_entry", "entry[%zu] must be an object", i);
+        uint32_t changes = channels__tape_get(t, entry, "changes");
+        if (changes == CHANNELS__TAPE_NONE)
+            continue;
+        if (!channels__tape_is(t, changes, CHANNELS__TAPE_ARRAY))
+            return channels__fail(s->err, "invalid_entry", "entry[%zu].changes must be an array",
+                                  i);
+        changes_seen += channels__tape_size(t, changes);
+        if (changes_seen > CHANNELS_MAX_ITEMS)
+            return channels__fail(s->err, "too_many_items", "more than %d changes in one payload",
+                                  CHANNELS_MAX_ITEMS);
+        uint32_t change = changes + 1;
+        for (size_t j = 0; j < channels__tape_size(t, changes); j++, change = t->nodes[change].next) {
+            if (!channels__tape_is(t, change, CHANNELS__TAPE_OBJECT))
+                return channels__fail(s->err, "invalid_change",
+                                      "entry[%zu].changes[%zu] must be an object", i, j);
+            if ((rc = wa_scan_change(s, change, (struct channels__pos){.entry = i, .change = j})))
+                return rc;
+        }
+    }
+    return 0;
+}
+
+int channels__wa_inspect(const struct channels__tape *t, struct channels_inspection *out,
                          struct channels__keys *keys, struct channels__err *err)
 {
-    struct wa_inspect s = {.out = out, .keys = keys};
+    struct wa_scan s = {.t = t, .out = out, .keys = keys, .err = err};
     channels__keys_init(&s.anon);
-    int rc = channels__wa_walk(root, wa_inspect_visit, &s, err);
+    int rc = wa_scan_entries(&s);
     /* Items without an id only matter beside identified ones; alone, the
      * whole body is hashed instead (see channels_inspect()). */
-    if (rc == 0 && keys->n > 0 && (rc = channels__keys_merge(keys, &s.anon)) != 0)
-        channels__fail_code(err, rc, "internal", "out of memory collecting key items");
+    if (rc == 0 && keys->n > 0)
+        rc = wa_scan_oom(&s, channels__keys_merge(keys, &s.anon));
     channels__keys_cleanup(&s.anon);
     return rc;
 }

@@ -1,6 +1,11 @@
 /* test_json.c - the intake of raw bodies: the nesting-depth scan (strings and
  * escapes, 64 accepted / 65 refused, very deep input refused without
- * recursion), empty, invalid, truncated and non-object bodies. */
+ * recursion), empty, invalid, truncated and non-object bodies; WhatsApp and
+ * Instagram bodies are read by the tape parser, which must accept exactly
+ * what jansson accepts (held against it on generated numbers, escapes and
+ * UTF-8) and decode escaped keys and ids as jansson does. */
+#include <jansson.h>
+
 #include "helpers.h"
 
 /* n opening brackets then n closing ones (heap). */
@@ -160,4 +165,91 @@ Test(json, duplicate_keys_and_whitespace_are_tolerated, .timeout = 30)
                           "\"entry\":[{\"changes\":[{\"value\":{\"messages\":"
                           "[{\"id\":\"wamid.1\"}]}}]}]}\r\n\t");
     cr_assert_str_eq(r.dedup_key, "wa:m:wamid.1");
+}
+
+/* The tape parser and jansson agree on every value: valid for one iff valid
+ * for the other. Tokens come from alphabets that reach the number grammar,
+ * int64 and double overflow, escapes, surrogates and UTF-8 edge bytes. */
+static uint64_t rnd(uint64_t *s)
+{
+    *s ^= *s >> 12;
+    *s ^= *s << 25;
+    *s ^= *s >> 27;
+    return *s * 2685821657736338717ULL;
+}
+
+static void agree(const char *body, size_t len)
+{
+    char reason[CHANNELS_REASON_MAX], detail[256];
+    struct channels_inspection out;
+    int rc = channels_inspect(CHANNEL_WHATSAPP, body, len, &out, reason, sizeof reason, detail,
+                              sizeof detail);
+    json_t *j = json_loadb(body, len, JSON_DECODE_ANY, NULL);
+    bool tape_valid = rc == 0 || strcmp(reason, "invalid_json") != 0;
+    cr_assert_eq(tape_valid, j != NULL, "tape says %s (%s), jansson %s: %.*s", reason, detail,
+                 j ? "valid" : "invalid", (int)len, body);
+    json_decref(j);
+}
+
+Test(tape, agrees_with_jansson_on_generated_values, .timeout = 120)
+{
+    static const char *const number_parts[] = {
+        "0", "1", "9", "-", "+", ".", "e", "E", "00", "922337203685477580", "7", "8", "9",
+        "1e308", "1e309", "e-400", "17976931348623157", "99999", " "};
+    static const char *const string_parts[] = {
+        "a", "\\", "\\\"", "\\u", "0041", "d83d", "de00", "DBFF", "dc00", "0000", "\\n",
+        "\\x", "/", "\x01", "\x7f", "\xc3\xa9", "\xc0\xaf", "\xe0\x80\xaf",
+        "\xed\xa0\x80", "\xf0\x9f\x98\x80", "\xf4\x90\x80\x80", "\xff", "\xc3", "\"",
+        "\t"};
+    char body[256];
+    uint64_t st = 0x7a9eULL;
+    for (int run = 0; run < 30000; run++) {
+        bool str = run % 2;
+        const char *const *parts = str ? string_parts : number_parts;
+        size_t np = str ? sizeof string_parts / sizeof string_parts[0]
+                        : sizeof number_parts / sizeof number_parts[0];
+        size_t n = (size_t)snprintf(body, sizeof body, "{\"a\":%s", str ? "\"" : "");
+        for (size_t k = 1 + rnd(&st) % 5; k > 0; k--) {
+            const char *p = parts[rnd(&st) % np];
+            size_t pl = strlen(p);
+            memcpy(body + n, p, pl);
+            n += pl;
+        }
+        n += (size_t)snprintf(body + n, sizeof body - n, "%s}", str ? "\"" : "");
+        agree(body, n);
+    }
+    /* Boundaries, by hand. */
+    static const char *const edges[] = {
+        "{\"a\":9223372036854775807}", "{\"a\":9223372036854775808}",
+        "{\"a\":-9223372036854775808}", "{\"a\":-9223372036854775809}",
+        "{\"a\":1.7976931348623157e308}", "{\"a\":1.8e308}", "{\"a\":0e99999}",
+        "{\"a\":1e-99999}", "{\"a\":-0}", "{\"a\":-}", "{\"a\":1.}", "{\"a\":.5}",
+        "{\"a\":\"\\ud83d\\ude00\"}", "{\"a\":\"\\ude00\"}", "{\"a\":\"\\ud83d\"}",
+        "{\"a\":\"\\ud83d\\u0041\"}", "{\"a\":tru}", "{\"a\":truex}", "{\"a\":[1,]}",
+        "{\"a\":[,1]}", "{\"a\":{\"b\"}}", "{\"a\":{,}}", "[]", "\"x\"", "{\"a\":1}  ",
+        "\xef\xbb\xbf{}", "{\"a\" :\t[ ] , \"b\":{ }}"};
+    for (size_t i = 0; i < sizeof edges / sizeof edges[0]; i++)
+        agree(edges[i], strlen(edges[i]));
+}
+
+Test(tape, escaped_keys_and_ids_decode_as_in_jansson, .timeout = 30)
+{
+    /* "\u0069d" is the key "id"; the id's escapes are decoded into the key. */
+    struct channels_inspection r = inspect_ok(
+        CHANNEL_WHATSAPP,
+        "{\"ob\\u006aect\":\"whatsapp_business_account\",\"entry\":[{\"changes\":[{\"value\":"
+        "{\"messages\":[{\"\\u0069d\":\"wamid.\\u0041\\/\\u00e9\\ud83d\\ude00\"}]}}]}]}");
+    cr_assert_str_eq(r.dedup_key, "wa:m:wamid.A/\xc3\xa9\xf0\x9f\x98\x80");
+    cr_assert_eq(r.messages, 1);
+    /* An id with an escaped control character is not an id. */
+    inspect_fails(CHANNEL_WHATSAPP,
+                  "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"changes\":[{\"value\":"
+                  "{\"messages\":[{\"id\":\"a\\nb\"}]}}]}]}",
+                  "invalid_message");
+    /* Instagram: repeated keys, the last one wins; integers read exactly. */
+    r = inspect_ok(CHANNEL_INSTAGRAM,
+                   "{\"object\":\"instagram\",\"entry\":[{\"messaging\":[{\"timestamp\":1,"
+                   "\"timestamp\":-9223372036854775808,\"reaction\":{\"mid\":\"x\",\"mid\":\"m\\u0031\","
+                   "\"action\":\"unreact\"}}]}]}");
+    cr_assert_str_eq(r.dedup_key, "ig:re:m1:unreact:-9223372036854775808");
 }
