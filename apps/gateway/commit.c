@@ -51,6 +51,7 @@ struct committer {
     struct metric *m_latency; /* gateway_commit_seconds */
     struct metric *m_rows;    /* gateway_commit_rows_total{outcome} */
     struct metric *m_redone;  /* gateway_commit_conflict_retries_total */
+    struct metric *m_txs;     /* gateway_commit_transactions_total */
 };
 
 /* Every row of a tenant goes in with one fixed statement over arrays: it is
@@ -363,6 +364,7 @@ static int write_chunk(struct writer *w, PGconn *c, struct event_row **rows, siz
         rows[i]->duplicate = false;
         rows[i]->result = 0;
     }
+    metric_add(w->cm->m_txs, NULL, 1);
     bool plain = rc == 0 && w->careful == 0;
     if (plain && (rc = insert_plain(w, c, ng)) == SB_ECONFLICT) {
         w->careful = CAREFUL_BATCHES;
@@ -536,6 +538,10 @@ struct committer *committer_new(struct db_pool *db, int threads, int batch_max,
     cm->m_redone = metrics_counter(metrics, "gateway_commit_conflict_retries_total",
                                    "Batches written again with ON CONFLICT after a repeated key.",
                                    NULL);
+    cm->m_txs = metrics_counter(metrics, "gateway_commit_transactions_total",
+                                "Transactions the commit writers ran: one per batch, more when a"
+                                " batch holds rows of more than 8 tenants or is retried row by row.",
+                                NULL);
     cm->threads = calloc((size_t)threads, sizeof *cm->threads);
     cm->writers = calloc((size_t)threads, sizeof *cm->writers);
     for (int i = 0; cm->threads && cm->writers && i < threads; i++) {

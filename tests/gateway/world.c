@@ -214,16 +214,45 @@ json_t *post_webhook(struct world *w, const char *source, const char *tenant, co
     return j;
 }
 
+/* "X-Hub-Signature-256: sha256=<hex>" for body, signed with APP_SECRET. */
+static void sign_header(const char *body, size_t len, char header[128])
+{
+    uint8_t mac[CRYPTO_SHA256_LEN];
+    char hex[2 * CRYPTO_SHA256_LEN + 1];
+    crypto_hmac_sha256(APP_SECRET, strlen(APP_SECRET), body, len, mac);
+    crypto_hex_encode(mac, sizeof mac, hex, sizeof hex);
+    snprintf(header, 128, "X-Hub-Signature-256: sha256=%s", hex);
+}
+
+json_t *post_signed_to(struct world *w, const char *tenant, const char *ws, const char *wa,
+                       const char *body, size_t len, long *status)
+{
+    char header[128];
+    sign_header(body, len, header);
+    const char *headers[] = {header, "Content-Type: application/json", NULL};
+    return post_webhook(w, "whatsapp", tenant, ws, wa, body, len, headers, status);
+}
+
 json_t *post_signed(struct world *w, const char *source, const char *channel, const char *body,
                     size_t len, long *status)
 {
-    uint8_t mac[CRYPTO_SHA256_LEN];
-    char hex[2 * CRYPTO_SHA256_LEN + 1], header[128];
-    crypto_hmac_sha256(APP_SECRET, strlen(APP_SECRET), body, len, mac);
-    crypto_hex_encode(mac, sizeof mac, hex, sizeof hex);
-    snprintf(header, sizeof header, "X-Hub-Signature-256: sha256=%s", hex);
+    char header[128];
+    sign_header(body, len, header);
     const char *headers[] = {header, "Content-Type: application/json", NULL};
     return post_webhook(w, source, w->tenant, w->ws, channel, body, len, headers, status);
+}
+
+void world_add_tenant(struct world *w, char tenant[SB_UUID_STRLEN], char ws[SB_UUID_STRLEN],
+                      char wa[SB_UUID_STRLEN])
+{
+    make_tenant(w, tenant, ws, "active", 10000, 10000);
+    make_channel(w, tenant, ws, wa, "whatsapp", "active", true);
+}
+
+void world_delete_tenant(struct world *w, const char *tenant)
+{
+    const char *p[] = {tenant};
+    owner_sql(w->owner_url, tenant, "DELETE FROM tenants WHERE id = $1", 1, p);
 }
 
 PGresult *event_row(struct world *w, const char *id)

@@ -50,6 +50,18 @@ json_t *post_webhook(struct world *w, const char *source, const char *tenant, co
 json_t *post_signed(struct world *w, const char *source, const char *channel, const char *body,
                     size_t len, long *status);
 
+/* post_signed() to the WhatsApp channel `wa` of any tenant and workspace. */
+json_t *post_signed_to(struct world *w, const char *tenant, const char *ws, const char *wa,
+                       const char *body, size_t len, long *status);
+
+/* One more active tenant (10,000 requests/s) with a workspace and an active
+ * WhatsApp channel whose app secret is APP_SECRET. */
+void world_add_tenant(struct world *w, char tenant[SB_UUID_STRLEN], char ws[SB_UUID_STRLEN],
+                      char wa[SB_UUID_STRLEN]);
+/* Deletes a tenant (everything of it goes by cascade) behind the gateway's
+ * back: no cache invalidation is published. */
+void world_delete_tenant(struct world *w, const char *tenant);
+
 /* The stored row as the owner sees it: status, rejection_reason, payload
  * (bytea as hex), dedup_key, duplicate_of. NULL when absent. Caller PQclear()s. */
 PGresult *event_row(struct world *w, const char *id);
