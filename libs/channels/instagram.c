@@ -154,8 +154,7 @@ struct ig_scan {
 
 /* The key item of one event, as ig_key() would make it from the tree; an
  * event without an id of its own goes to the content-hash set. */
-static int ig_scan_key(struct ig_scan *s, enum channels__ig_kind kind, uint32_t ev,
-                       const char *mid)
+static int ig_scan_key(struct ig_scan *s, enum channels__ig_kind kind, uint32_t ev, const char *mid)
 {
     const struct channels__tape *t = s->t;
     uint32_t v;
@@ -177,10 +176,10 @@ static int ig_scan_key(struct ig_scan *s, enum channels__ig_kind kind, uint32_t 
         const char *action = channels__tape_id(
             t, channels__tape_get(t, channels__tape_get(t, ev, "reaction"), "action"), &ab);
         bool keyed = channels__tape_is(t, v, CHANNELS__TAPE_INTEGER);
-        int rc = keyed ? channels__keys_addf(s->keys, "ig:re:%s:%s:%" PRId64, mid,
-                                             action ? action : "react",
-                                             channels__tape_integer(t, v))
-                       : 0;
+        int rc = keyed
+                     ? channels__keys_addf(s->keys, "ig:re:%s:%s:%" PRId64, mid,
+                                           action ? action : "react", channels__tape_integer(t, v))
+                     : 0;
         channels__tape_str_free(&ab);
         if (keyed)
             return rc;
@@ -299,8 +298,7 @@ static int ig_scan_events(struct ig_scan *s, uint32_t entry, size_t ei, const ch
     if (arr == CHANNELS__TAPE_NONE)
         return 0;
     if (!channels__tape_is(t, arr, CHANNELS__TAPE_ARRAY))
-        return channels__fail(s->err, "invalid_entry", "entry[%zu].%s must be an array", ei,
-                              name);
+        return channels__fail(s->err, "invalid_entry", "entry[%zu].%s must be an array", ei, name);
     s->array = name;
     s->standby = strcmp(name, "standby") == 0;
     uint32_t ev = arr + 1;

@@ -156,8 +156,8 @@ static bool scan_string(struct scan *s, bool *escaped)
         }
         i += 6;
         if (v >= 0xD800 && v <= 0xDBFF) {
-            int lo = i + 6 <= s->len && s->p[i] == '\\' && s->p[i + 1] == 'u' ? hex4(s->p + i + 2)
-                                                                              : -1;
+            int lo =
+                i + 6 <= s->len && s->p[i] == '\\' && s->p[i + 1] == 'u' ? hex4(s->p + i + 2) : -1;
             if (lo < 0xDC00 || lo > 0xDFFF) {
                 s->what = "unpaired surrogate in a string";
                 return false;
@@ -530,7 +530,8 @@ bool channels__tape_is(const struct channels__tape *t, uint32_t i, enum channels
 
 uint32_t channels__tape_size(const struct channels__tape *t, uint32_t i)
 {
-    if (!channels__tape_is(t, i, CHANNELS__TAPE_ARRAY) && !channels__tape_is(t, i, CHANNELS__TAPE_OBJECT))
+    if (!channels__tape_is(t, i, CHANNELS__TAPE_ARRAY) &&
+        !channels__tape_is(t, i, CHANNELS__TAPE_OBJECT))
         return 0;
     return t->nodes[i].count;
 }

@@ -193,14 +193,50 @@ static void agree(const char *body, size_t len)
 
 Test(tape, agrees_with_jansson_on_generated_values, .timeout = 120)
 {
-    static const char *const number_parts[] = {
-        "0", "1", "9", "-", "+", ".", "e", "E", "00", "922337203685477580", "7", "8", "9",
-        "1e308", "1e309", "e-400", "17976931348623157", "99999", " "};
-    static const char *const string_parts[] = {
-        "a", "\\", "\\\"", "\\u", "0041", "d83d", "de00", "DBFF", "dc00", "0000", "\\n",
-        "\\x", "/", "\x01", "\x7f", "\xc3\xa9", "\xc0\xaf", "\xe0\x80\xaf",
-        "\xed\xa0\x80", "\xf0\x9f\x98\x80", "\xf4\x90\x80\x80", "\xff", "\xc3", "\"",
-        "\t"};
+    static const char *const number_parts[] = {"0",
+                                               "1",
+                                               "9",
+                                               "-",
+                                               "+",
+                                               ".",
+                                               "e",
+                                               "E",
+                                               "00",
+                                               "922337203685477580",
+                                               "7",
+                                               "8",
+                                               "9",
+                                               "1e308",
+                                               "1e309",
+                                               "e-400",
+                                               "17976931348623157",
+                                               "99999",
+                                               " "};
+    static const char *const string_parts[] = {"a",
+                                               "\\",
+                                               "\\\"",
+                                               "\\u",
+                                               "0041",
+                                               "d83d",
+                                               "de00",
+                                               "DBFF",
+                                               "dc00",
+                                               "0000",
+                                               "\\n",
+                                               "\\x",
+                                               "/",
+                                               "\x01",
+                                               "\x7f",
+                                               "\xc3\xa9",
+                                               "\xc0\xaf",
+                                               "\xe0\x80\xaf",
+                                               "\xed\xa0\x80",
+                                               "\xf0\x9f\x98\x80",
+                                               "\xf4\x90\x80\x80",
+                                               "\xff",
+                                               "\xc3",
+                                               "\"",
+                                               "\t"};
     char body[256];
     uint64_t st = 0x7a9eULL;
     for (int run = 0; run < 30000; run++) {
@@ -219,15 +255,33 @@ Test(tape, agrees_with_jansson_on_generated_values, .timeout = 120)
         agree(body, n);
     }
     /* Boundaries, by hand. */
-    static const char *const edges[] = {
-        "{\"a\":9223372036854775807}", "{\"a\":9223372036854775808}",
-        "{\"a\":-9223372036854775808}", "{\"a\":-9223372036854775809}",
-        "{\"a\":1.7976931348623157e308}", "{\"a\":1.8e308}", "{\"a\":0e99999}",
-        "{\"a\":1e-99999}", "{\"a\":-0}", "{\"a\":-}", "{\"a\":1.}", "{\"a\":.5}",
-        "{\"a\":\"\\ud83d\\ude00\"}", "{\"a\":\"\\ude00\"}", "{\"a\":\"\\ud83d\"}",
-        "{\"a\":\"\\ud83d\\u0041\"}", "{\"a\":tru}", "{\"a\":truex}", "{\"a\":[1,]}",
-        "{\"a\":[,1]}", "{\"a\":{\"b\"}}", "{\"a\":{,}}", "[]", "\"x\"", "{\"a\":1}  ",
-        "\xef\xbb\xbf{}", "{\"a\" :\t[ ] , \"b\":{ }}"};
+    static const char *const edges[] = {"{\"a\":9223372036854775807}",
+                                        "{\"a\":9223372036854775808}",
+                                        "{\"a\":-9223372036854775808}",
+                                        "{\"a\":-9223372036854775809}",
+                                        "{\"a\":1.7976931348623157e308}",
+                                        "{\"a\":1.8e308}",
+                                        "{\"a\":0e99999}",
+                                        "{\"a\":1e-99999}",
+                                        "{\"a\":-0}",
+                                        "{\"a\":-}",
+                                        "{\"a\":1.}",
+                                        "{\"a\":.5}",
+                                        "{\"a\":\"\\ud83d\\ude00\"}",
+                                        "{\"a\":\"\\ude00\"}",
+                                        "{\"a\":\"\\ud83d\"}",
+                                        "{\"a\":\"\\ud83d\\u0041\"}",
+                                        "{\"a\":tru}",
+                                        "{\"a\":truex}",
+                                        "{\"a\":[1,]}",
+                                        "{\"a\":[,1]}",
+                                        "{\"a\":{\"b\"}}",
+                                        "{\"a\":{,}}",
+                                        "[]",
+                                        "\"x\"",
+                                        "{\"a\":1}  ",
+                                        "\xef\xbb\xbf{}",
+                                        "{\"a\" :\t[ ] , \"b\":{ }}"};
     for (size_t i = 0; i < sizeof edges / sizeof edges[0]; i++)
         agree(edges[i], strlen(edges[i]));
 }
@@ -247,9 +301,10 @@ Test(tape, escaped_keys_and_ids_decode_as_in_jansson, .timeout = 30)
                   "{\"messages\":[{\"id\":\"a\\nb\"}]}}]}]}",
                   "invalid_message");
     /* Instagram: repeated keys, the last one wins; integers read exactly. */
-    r = inspect_ok(CHANNEL_INSTAGRAM,
-                   "{\"object\":\"instagram\",\"entry\":[{\"messaging\":[{\"timestamp\":1,"
-                   "\"timestamp\":-9223372036854775808,\"reaction\":{\"mid\":\"x\",\"mid\":\"m\\u0031\","
-                   "\"action\":\"unreact\"}}]}]}");
+    r = inspect_ok(
+        CHANNEL_INSTAGRAM,
+        "{\"object\":\"instagram\",\"entry\":[{\"messaging\":[{\"timestamp\":1,"
+        "\"timestamp\":-9223372036854775808,\"reaction\":{\"mid\":\"x\",\"mid\":\"m\\u0031\","
+        "\"action\":\"unreact\"}}]}]}");
     cr_assert_str_eq(r.dedup_key, "ig:re:m1:unreact:-9223372036854775808");
 }

@@ -82,7 +82,8 @@ Test(webhook, every_fixture_is_accepted)
     expect_fixture_accepted("whatsapp", W.wa, "wa_text.json", "wa_text.sig");
     expect_fixture_accepted("whatsapp", W.wa, "wa_text_unicode.json", "wa_text_unicode.sig");
     expect_fixture_accepted("whatsapp", W.wa, "wa_image.json", "wa_image.sig");
-    expect_fixture_accepted("whatsapp", W.wa, "wa_status_delivered.json", "wa_status_delivered.sig");
+    expect_fixture_accepted("whatsapp", W.wa, "wa_status_delivered.json",
+                            "wa_status_delivered.sig");
     expect_fixture_accepted("whatsapp", W.wa, "wa_status_failed.json", "wa_status_failed.sig");
     expect_fixture_accepted("instagram", W.ig, "ig_text.json", "ig_text.sig");
 }
@@ -103,7 +104,8 @@ static void expect_rejected(const char *source, const char *tenant, const char *
     cr_assert_not_null(r, "%s: no row for %s", reason, id);
     cr_assert_str_eq(PQgetvalue(r, 0, 0), "rejected");
     cr_assert_str_eq(PQgetvalue(r, 0, 1), reason);
-    cr_assert_eq(PQgetisnull(r, 0, 5), !recorded_with_tenant, "%s: tenant recorded wrongly", reason);
+    cr_assert_eq(PQgetisnull(r, 0, 5), !recorded_with_tenant, "%s: tenant recorded wrongly",
+                 reason);
     PQclear(r);
     json_decref(j);
 }
@@ -112,9 +114,13 @@ Test(webhook, bad_signatures_are_rejected_and_recorded)
 {
     size_t len;
     char *body = fixture("wa_text.json", &len);
-    const char *wrong[] = {"X-Hub-Signature-256: sha256=0000000000000000000000000000000000000000000000000000000000000000", NULL};
+    const char *wrong[] = {
+        "X-Hub-Signature-256: "
+        "sha256=0000000000000000000000000000000000000000000000000000000000000000",
+        NULL};
     expect_rejected("whatsapp", W.tenant, W.ws, W.wa, body, len, wrong, 401, "bad_signature", true);
-    expect_rejected("whatsapp", W.tenant, W.ws, W.wa, body, len, NULL, 401, "missing_signature", true);
+    expect_rejected("whatsapp", W.tenant, W.ws, W.wa, body, len, NULL, 401, "missing_signature",
+                    true);
     const char *malformed[] = {"X-Hub-Signature-256: md5=abc", NULL};
     expect_rejected("whatsapp", W.tenant, W.ws, W.wa, body, len, malformed, 401,
                     "malformed_signature", true);
@@ -219,8 +225,8 @@ Test(webhook, tenant_rate_limit_is_429_with_retry_after)
     int limited = 0;
     /* Burst 2, 1 per second: within a few quick requests one must be refused. */
     for (int i = 0; i < 5; i++) {
-        json_t *j = post_webhook(&W, "whatsapp", W.limited, W.limited_ws, W.limited_wa, body, len,
-                                 h, &st);
+        json_t *j =
+            post_webhook(&W, "whatsapp", W.limited, W.limited_ws, W.limited_wa, body, len, h, &st);
         if (st == 429) {
             limited++;
             cr_assert_str_eq(error_code(j), "rate_limited");
@@ -262,7 +268,8 @@ Test(webhook, rate_limit_leases_tokens_and_still_holds)
     int ok = 0, limited = 0;
     for (int i = 0; i < 300; i++) {
         long st = 0;
-        json_t *j = post_webhook(&W, "whatsapp", W.other, W.other_ws, W.other_wa, body, len, h, &st);
+        json_t *j =
+            post_webhook(&W, "whatsapp", W.other, W.other_ws, W.other_wa, body, len, h, &st);
         if (st == 429)
             limited++;
         else if (st == 200)
@@ -289,20 +296,23 @@ Test(webhook, verification_handshake)
     char url[512];
     long st;
     snprintf(url, sizeof url,
-             "http://127.0.0.1:%d/v1/webhook/whatsapp/%s/%s/%s?hub.mode=subscribe&hub.challenge=1158201444&hub.verify_token=%s",
+             "http://127.0.0.1:%d/v1/webhook/whatsapp/%s/%s/"
+             "%s?hub.mode=subscribe&hub.challenge=1158201444&hub.verify_token=%s",
              W.port, W.tenant, W.ws, W.wa, VERIFY_TOKEN);
     char *body = ts_http("GET", url, NULL, NULL, 0, &st);
     cr_assert_eq(st, 200);
     cr_assert_str_eq(body, "1158201444");
     free(body);
     snprintf(url, sizeof url,
-             "http://127.0.0.1:%d/v1/webhook/whatsapp/%s/%s/%s?hub.mode=subscribe&hub.challenge=1&hub.verify_token=wrong",
+             "http://127.0.0.1:%d/v1/webhook/whatsapp/%s/%s/"
+             "%s?hub.mode=subscribe&hub.challenge=1&hub.verify_token=wrong",
              W.port, W.tenant, W.ws, W.wa);
     body = ts_http("GET", url, NULL, NULL, 0, &st);
     cr_assert_eq(st, 403);
     free(body);
     snprintf(url, sizeof url,
-             "http://127.0.0.1:%d/v1/webhook/whatsapp/%s/%s/%s?hub.mode=unsubscribe&hub.challenge=1&hub.verify_token=%s",
+             "http://127.0.0.1:%d/v1/webhook/whatsapp/%s/%s/"
+             "%s?hub.mode=unsubscribe&hub.challenge=1&hub.verify_token=%s",
              W.port, W.tenant, W.ws, W.wa, VERIFY_TOKEN);
     body = ts_http("GET", url, NULL, NULL, 0, &st);
     cr_assert_eq(st, 403);
@@ -315,14 +325,15 @@ static char *unique_text_payload(size_t *len)
     char id[SB_UUID_STRLEN];
     cr_assert_eq(sb_uuid_v7_str(id), 0);
     char *p = malloc(1024);
-    int n = snprintf(p, 1024,
-                     "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"id\":\"1\",\"changes\":"
-                     "[{\"value\":{\"messaging_product\":\"whatsapp\",\"metadata\":{"
-                     "\"display_phone_number\":\"15550783881\",\"phone_number_id\":\"1\"},"
-                     "\"messages\":[{\"from\":\"16505551234\",\"id\":\"wamid.%s\",\"timestamp\":"
-                     "\"1739321024\",\"type\":\"text\",\"text\":{\"body\":\"hi\"}}]},\"field\":"
-                     "\"messages\"}]}]}",
-                     id);
+    int n =
+        snprintf(p, 1024,
+                 "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"id\":\"1\",\"changes\":"
+                 "[{\"value\":{\"messaging_product\":\"whatsapp\",\"metadata\":{"
+                 "\"display_phone_number\":\"15550783881\",\"phone_number_id\":\"1\"},"
+                 "\"messages\":[{\"from\":\"16505551234\",\"id\":\"wamid.%s\",\"timestamp\":"
+                 "\"1739321024\",\"type\":\"text\",\"text\":{\"body\":\"hi\"}}]},\"field\":"
+                 "\"messages\"}]}]}",
+                 id);
     *len = (size_t)n;
     return p;
 }
@@ -396,9 +407,11 @@ static double counter(const char *name)
     cr_assert_eq(st, 200);
     double v = 0;
     size_t n = strlen(name);
-    for (const char *line = text; line && *line; line = strchr(line, '\n'), line = line ? line + 1 : NULL) {
+    for (const char *line = text; line;) {
         if (strncmp(line, name, n) == 0 && line[n] == ' ')
             v = strtod(line + n + 1, NULL);
+        line = strchr(line, '\n');
+        line = line ? line + 1 : NULL;
     }
     free(text);
     return v;
@@ -511,9 +524,8 @@ Test(webhook, rows_of_a_vanished_tenant_fail_alone)
     struct shot s[24];
     for (size_t i = 0; i < 24; i++) {
         bool doomed = i % 2;
-        s[i] = (struct shot){.tenant = doomed ? t : W.tenant,
-                             .ws = doomed ? ws : W.ws,
-                             .wa = doomed ? wa : W.wa};
+        s[i] = (struct shot){
+            .tenant = doomed ? t : W.tenant, .ws = doomed ? ws : W.ws, .wa = doomed ? wa : W.wa};
         s[i].body = unique_text_payload(&s[i].len);
     }
     fire(s, 24);
@@ -551,7 +563,8 @@ Test(webhook, a_batch_of_many_tenants)
     for (int round = 0; round < 20 && !split; round++) {
         struct shot s[TENANTS * PER];
         for (int i = 0; i < TENANTS * PER; i++) {
-            s[i] = (struct shot){.tenant = t[i % TENANTS], .ws = ws[i % TENANTS], .wa = wa[i % TENANTS]};
+            s[i] = (struct shot){
+                .tenant = t[i % TENANTS], .ws = ws[i % TENANTS], .wa = wa[i % TENANTS]};
             s[i].body = unique_text_payload(&s[i].len);
         }
         fire(s, TENANTS * PER);
@@ -588,8 +601,9 @@ Test(webhook, metrics_show_outcomes_and_batches)
         struct timespec ts = {0, 50 * 1000000L};
         nanosleep(&ts, NULL);
     }
-    cr_assert(strstr(text, "gateway_webhook_requests_total{source=\"whatsapp\",outcome=\"accepted\"}"),
-              "%s", text);
+    cr_assert(
+        strstr(text, "gateway_webhook_requests_total{source=\"whatsapp\",outcome=\"accepted\"}"),
+        "%s", text);
     cr_assert(strstr(text, "gateway_webhook_rejections_total{reason=\"malformed_signature\"} 1"),
               "%s", text);
     cr_assert(strstr(text, "gateway_commit_batch_rows_count "), "%s", text);

@@ -10,9 +10,9 @@
 #include <jansson.h>
 #include <sys/types.h>
 
-#define APP_SECRET "test_app_secret"
-#define VERIFY_TOKEN "verify-me-123"
-#define ACCESS_TOKEN "test-token"
+#define APP_SECRET     "test_app_secret"
+#define VERIFY_TOKEN   "verify-me-123"
+#define ACCESS_TOKEN   "test-token"
 #define BUSINESS_PHONE "15550783881"
 
 struct world {
@@ -25,7 +25,7 @@ struct world {
     char limited[SB_UUID_STRLEN], limited_ws[SB_UUID_STRLEN], limited_wa[SB_UUID_STRLEN];
     char other[SB_UUID_STRLEN], other_ws[SB_UUID_STRLEN], other_wa[SB_UUID_STRLEN];
     char assistant[SB_UUID_STRLEN]; /* retrieval provider, answers on wa, ig and web */
-    int cache_ttl_ms; /* 0: 1000 */
+    int cache_ttl_ms;               /* 0: 1000 */
     pid_t gateway;
     int port;
     char log[512];
