@@ -117,7 +117,8 @@ struct writer {
     struct committer *cm;
     struct event_row **rows, **scratch, **dups;
     struct group groups[GROUPS_PER_TX];
-    unsigned careful; /* batches still to write with INSERT_SQL */
+    unsigned careful;  /* batches still to write with INSERT_SQL after this one */
+    bool careful_now;  /* this batch is written with INSERT_SQL */
 };
 
 static void group_init(struct group *g)
@@ -365,9 +366,10 @@ static int write_chunk(struct writer *w, PGconn *c, struct event_row **rows, siz
         rows[i]->result = 0;
     }
     metric_add(w->cm->m_txs, NULL, 1);
-    bool plain = rc == 0 && w->careful == 0;
+    bool plain = rc == 0 && !w->careful_now;
     if (plain && (rc = insert_plain(w, c, ng)) == SB_ECONFLICT) {
         w->careful = CAREFUL_BATCHES;
+        w->careful_now = true; /* also the rest of this batch, and its retries */
         metric_add(w->cm->m_redone, NULL, 1);
         plain = false;
         rc = 0;
@@ -384,8 +386,6 @@ static int write_chunk(struct writer *w, PGconn *c, struct event_row **rows, siz
 static int write_batch(struct writer *w, PGconn *c, struct event_row **rows, size_t n)
 {
     qsort(rows, n, sizeof *rows, cmp_tenant_id);
-    if (w->careful > 0)
-        w->careful--;
     int first = 0;
     for (size_t i = 0, took = 0; i < n; i += took) {
         int rc = write_chunk(w, c, rows + i, n - i, &took);
@@ -413,6 +413,9 @@ static void commit_rows(struct writer *w, struct event_row **rows, size_t n)
     struct committer *cm = w->cm;
     PGconn *c = NULL;
     int64_t t0 = sb_mono_ms();
+    w->careful_now = w->careful > 0;
+    if (w->careful > 0)
+        w->careful--;
     memcpy(w->scratch, rows, n * sizeof *rows);
     int rc = db_acquire(cm->db, COMMIT_ACQUIRE_MS, &c);
     if (rc == 0)

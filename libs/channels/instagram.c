@@ -175,6 +175,8 @@ static int ig_scan_key(struct ig_scan *s, enum channels__ig_kind kind, uint32_t 
         struct channels__tape_str ab;
         const char *action = channels__tape_id(
             t, channels__tape_get(t, channels__tape_get(t, ev, "reaction"), "action"), &ab);
+        if (ab.oom)
+            return -ENOMEM;
         bool keyed = channels__tape_is(t, v, CHANNELS__TAPE_INTEGER);
         int rc = keyed
                      ? channels__keys_addf(s->keys, "ig:re:%s:%s:%" PRId64, mid,
@@ -246,8 +248,9 @@ static int ig_scan_delivery(struct ig_scan *s, uint32_t ev, uint32_t delivery,
     for (size_t i = 0; rc == 0 && i < channels__tape_size(t, mids); i++, m = t->nodes[m].next) {
         struct channels__tape_str mb;
         const char *mid = channels__tape_id(t, m, &mb);
-        rc = mid ? ig_scan_report(s, CHANNELS__IG_DELIVERY, ev, mid)
-                 : ig_scan_bad_mid(s, p, "delivery");
+        rc = mb.oom ? channels__tape_oom(s->err)
+             : mid  ? ig_scan_report(s, CHANNELS__IG_DELIVERY, ev, mid)
+                    : ig_scan_bad_mid(s, p, "delivery");
         channels__tape_str_free(&mb);
     }
     return rc;
@@ -274,6 +277,8 @@ static int ig_scan_event(struct ig_scan *s, uint32_t ev, struct channels__pos p)
             return ig_scan_delivery(s, ev, part, p);
         struct channels__tape_str mb;
         const char *mid = channels__tape_id(t, channels__tape_get(t, part, "mid"), &mb);
+        if (mb.oom)
+            return channels__tape_oom(s->err);
         if (!mid && parts[k].mid_required)
             return ig_scan_bad_mid(s, p, parts[k].member);
         enum channels__ig_kind kind = parts[k].kind;

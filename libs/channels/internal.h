@@ -119,12 +119,17 @@ struct channels__tape_str {
     char inline_buf[256];
     char *heap;
     size_t len; /* decoded bytes */
+    bool oom;   /* the string did not fit inline and no heap was to be had */
 };
 /* String node i decoded and NUL-terminated (in buf), or NULL when i is not a
- * string (or out of memory). Release with channels__tape_str_free(). */
+ * string, or out of memory (buf->oom then set: callers must fail with
+ * channels__tape_oom() rather than treat the string as absent). Release
+ * with channels__tape_str_free(). */
 const char *channels__tape_str(const struct channels__tape *t, uint32_t i,
                                struct channels__tape_str *buf);
 void channels__tape_str_free(struct channels__tape_str *buf);
+/* The failure for a string that could not be decoded: -ENOMEM, "internal". */
+int channels__tape_oom(struct channels__err *err);
 /* As channels__json_id(): node i as a string of 1..CHANNELS_ID_MAX bytes
  * without control characters, else NULL (buf then needs no freeing). */
 const char *channels__tape_id(const struct channels__tape *t, uint32_t i,

@@ -123,6 +123,8 @@ int channels__tape_envelope(const struct channels__tape *t, const char *object, 
     const char *obj = channels__tape_str(t, channels__tape_get(t, 0, "object"), &ob);
     bool same = obj && strcmp(obj, object) == 0;
     channels__tape_str_free(&ob);
+    if (ob.oom)
+        return channels__tape_oom(err);
     if (!same)
         return channels__fail(err, "wrong_object", "the \"object\" field must be \"%s\"", object);
     uint32_t entry = channels__tape_get(t, 0, "entry");

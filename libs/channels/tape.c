@@ -5,7 +5,11 @@
  * json_loadb(JSON_DECODE_ANY) accepts (RFC 8259 plus jansson's own refusals:
  * \u0000, unpaired surrogates, invalid or overlong UTF-8, integers outside
  * int64, reals that overflow a double), so the processor, which reads the
- * same bodies with jansson, never meets one the gateway let through. */
+ * same bodies with jansson, never meets one the gateway let through. One
+ * difference, on the strict side: jansson's reader skips a single NUL byte
+ * right after a number, true, false or null (`{"a":1\0}` parses); the tape
+ * refuses any NUL byte outside a string, as JSON does. */
+#include <locale.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -188,16 +192,22 @@ static bool fits_int64(const unsigned char *d, size_t n, bool negative)
     return memcmp(d, negative ? min : max, n) <= 0;
 }
 
-/* A real token that does not overflow a double (jansson refuses those). */
-static bool real_in_range(const unsigned char *p, size_t n)
+/* Whether a real token fits a double (jansson refuses those that overflow):
+ * 1 yes, 0 no, -1 out of memory. Converted as jansson does, with the
+ * locale's decimal point in place of '.'. */
+static int real_in_range(const unsigned char *p, size_t n)
 {
     char small[64];
     char *copy = n < sizeof small ? small : malloc(n + 1);
     if (!copy)
-        return false;
+        return -1;
     memcpy(copy, p, n);
     copy[n] = '\0';
-    bool ok = !isinf(strtod(copy, NULL));
+    const char *point = localeconv()->decimal_point;
+    char *dot = point[0] != '.' ? strchr(copy, '.') : NULL;
+    if (dot)
+        *dot = point[0];
+    int ok = !isinf(strtod(copy, NULL));
     if (copy != small)
         free(copy);
     return ok;
@@ -250,8 +260,9 @@ static bool scan_number(struct scan *s, bool *real)
         s->what = "integer out of range";
         return false;
     }
-    if (*real && !real_in_range(s->p + start, i - start)) {
-        s->what = "real number overflow";
+    int in_range = *real ? real_in_range(s->p + start, i - start) : 1;
+    if (in_range <= 0) {
+        s->what = in_range < 0 ? NULL : "real number overflow"; /* NULL: out of memory */
         return false;
     }
     s->pos = i;
@@ -481,12 +492,15 @@ const char *channels__tape_str(const struct channels__tape *t, uint32_t i,
                                struct channels__tape_str *buf)
 {
     buf->heap = NULL;
+    buf->oom = false;
     if (i == CHANNELS__TAPE_NONE || t->nodes[i].type != CHANNELS__TAPE_STRING)
         return NULL;
     size_t raw = t->nodes[i].len - 2; /* decoded bytes never exceed the raw ones */
     char *out = buf->inline_buf;
-    if (raw >= sizeof buf->inline_buf && !(out = buf->heap = malloc(raw + 1)))
+    if (raw >= sizeof buf->inline_buf && !(out = buf->heap = malloc(raw + 1))) {
+        buf->oom = true;
         return NULL;
+    }
     buf->len = (size_t)decode(t, i, out, raw + 1);
     return out;
 }
@@ -495,6 +509,11 @@ void channels__tape_str_free(struct channels__tape_str *buf)
 {
     free(buf->heap);
     buf->heap = NULL;
+}
+
+int channels__tape_oom(struct channels__err *err)
+{
+    return channels__fail_code(err, -ENOMEM, "internal", "out of memory reading a string");
 }
 
 /* Key node k equals name (decoded when it holds escapes). */

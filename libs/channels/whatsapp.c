@@ -261,17 +261,16 @@ static int wa_scan_messages(struct wa_scan *s, uint32_t value, struct channels__
     uint32_t m = arr + 1;
     for (size_t i = 0; rc == 0 && i < channels__tape_size(t, arr); i++, m = t->nodes[m].next) {
         const char *id = channels__tape_id(t, channels__tape_get(t, m, "id"), &ib);
-        if (!channels__tape_is(t, m, CHANNELS__TAPE_OBJECT) || !id) {
-            channels__tape_str_free(&ib);
+        const char *from = channels__tape_str(t, channels__tape_get(t, m, "from"), &fb);
+        const char *type = channels__tape_str(t, channels__tape_get(t, m, "type"), &tb);
+        if (bb.oom || ib.oom || fb.oom || tb.oom)
+            rc = channels__tape_oom(s->err);
+        else if (!channels__tape_is(t, m, CHANNELS__TAPE_OBJECT) || !id)
             rc = channels__fail(s->err, "invalid_message",
                                 "entry[%zu].changes[%zu].value.%s[%zu] must be an object whose"
                                 " \"id\" is a string of 1..%d printable bytes",
                                 p.entry, p.change, name, i, CHANNELS_ID_MAX);
-            break;
-        }
-        const char *from = channels__tape_str(t, channels__tape_get(t, m, "from"), &fb);
-        const char *type = channels__tape_str(t, channels__tape_get(t, m, "type"), &tb);
-        if ((rc = wa_scan_count(s)) == 0) {
+        else if ((rc = wa_scan_count(s)) == 0) {
             if (all_echoes || same_phone(from, business))
                 s->out->echoes++;
             else if (type && strcmp(type, "system") == 0)
@@ -300,7 +299,9 @@ static int wa_scan_statuses(struct wa_scan *s, uint32_t value, struct channels__
         struct channels__tape_str ib, sb;
         const char *id = channels__tape_id(t, channels__tape_get(t, e, "id"), &ib);
         const char *status = channels__tape_id(t, channels__tape_get(t, e, "status"), &sb);
-        if (!channels__tape_is(t, e, CHANNELS__TAPE_OBJECT) || !id || !status)
+        if (ib.oom || sb.oom)
+            rc = channels__tape_oom(s->err);
+        else if (!channels__tape_is(t, e, CHANNELS__TAPE_OBJECT) || !id || !status)
             rc = channels__fail(s->err, "invalid_status",
                                 "entry[%zu].changes[%zu].value.statuses[%zu] must be an object"
                                 " whose \"id\" and \"status\" are strings of 1..%d printable"

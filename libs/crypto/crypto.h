@@ -60,7 +60,8 @@ void crypto_hmac_sha256(const void *key, size_t keylen, const void *data, size_t
                         uint8_t out[CRYPTO_SHA256_LEN]);
 
 /* HMAC-SHA256 over the concatenation of `nparts` borrowed byte ranges, without
- * copying them. Returns 0 or -ENOMEM. */
+ * copying them. key may be NULL only when keylen is 0. Returns 0, -EINVAL
+ * (NULL key with a length) or -ENOMEM. */
 int crypto_hmac_sha256_parts(const void *key, size_t keylen, const struct sb_str *parts,
                              size_t nparts, uint8_t out[CRYPTO_SHA256_LEN]) SB_MUST_USE;
 

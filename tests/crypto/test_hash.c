@@ -148,6 +148,15 @@ Test(hmac, threads_switching_keys_agree, .timeout = 60)
     }
 }
 
+Test(hmac, null_key_with_a_length_is_refused, .timeout = 30)
+{
+    uint8_t mac[CRYPTO_SHA256_LEN];
+    struct sb_str part = {"abc", 3};
+    /* A NULL key to OpenSSL means "the previous key": never reuse another's. */
+    crypto_hmac_sha256("Jefe", 4, "abc", 3, mac);
+    cr_assert_eq(crypto_hmac_sha256_parts(NULL, 4, &part, 1, mac), -EINVAL);
+}
+
 Test(random, fills_and_differs, .timeout = 30)
 {
     uint8_t a[32] = {0}, b[32] = {0}, zero[32] = {0};

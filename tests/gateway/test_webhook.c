@@ -466,6 +466,47 @@ Test(webhook, replay_in_a_batch_of_new_events)
     free(old);
 }
 
+static void post_unique(int n)
+{
+    for (int i = 0; i < n; i++) {
+        size_t len;
+        long st;
+        char *b = unique_text_payload(&len);
+        json_decref(post_signed(&W, "whatsapp", W.wa, b, len, &st));
+        cr_assert_eq(st, 200);
+        free(b);
+    }
+}
+
+/* After a refused batch, the next 64 batches (one request each here) are
+ * written row-aware: a replay among them is caught without a refusal; the
+ * 65th is plain again, and a replay there is refused once more. */
+Test(webhook, careful_spell_lasts_64_batches)
+{
+    size_t len;
+    long st;
+    char *old = unique_text_payload(&len);
+    json_decref(post_signed(&W, "whatsapp", W.wa, old, len, &st));
+    cr_assert_eq(st, 200);
+    const char *name = "gateway_commit_conflict_retries_total";
+    double c0 = counter(name);
+    json_t *j = post_signed(&W, "whatsapp", W.wa, old, len, &st);
+    cr_assert(st == 200 && json_is_true(json_object_get(j, "duplicate")));
+    json_decref(j);
+    cr_assert_eq(counter(name), c0 + 1, "the first replay is refused by the plain insert");
+    post_unique(63);
+    j = post_signed(&W, "whatsapp", W.wa, old, len, &st);
+    cr_assert(st == 200 && json_is_true(json_object_get(j, "duplicate")));
+    json_decref(j);
+    cr_assert_eq(counter(name), c0 + 1, "the 64th batch after is still row-aware");
+    post_unique(64);
+    j = post_signed(&W, "whatsapp", W.wa, old, len, &st);
+    cr_assert(st == 200 && json_is_true(json_object_get(j, "duplicate")));
+    json_decref(j);
+    cr_assert_eq(counter(name), c0 + 2, "the 65th batch after is plain again");
+    free(old);
+}
+
 /* One signed WhatsApp request to any tenant, sent from its own thread. */
 struct shot {
     pthread_t t;
