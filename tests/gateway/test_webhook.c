@@ -417,6 +417,18 @@ static double counter(const char *name)
     return v;
 }
 
+static void post_unique(int n)
+{
+    for (int i = 0; i < n; i++) {
+        size_t len;
+        long st;
+        char *b = unique_text_payload(&len);
+        json_decref(post_signed(&W, "whatsapp", W.wa, b, len, &st));
+        cr_assert_eq(st, 200);
+        free(b);
+    }
+}
+
 /* Batches go in with a plain INSERT; a repeated key makes the unique index
  * refuse one, which is then written again row-aware: the replay is recorded
  * as a duplicate and the new events beside it still land. After a while
@@ -429,14 +441,7 @@ Test(webhook, replay_in_a_batch_of_new_events)
     json_t *orig = post_signed(&W, "whatsapp", W.wa, old, len, &st);
     cr_assert_eq(st, 200);
     for (int round = 0; round < 2; round++) {
-        /* Well past the careful spell an earlier replay may have started. */
-        for (int i = 0; i < 70; i++) {
-            size_t n;
-            char *b = unique_text_payload(&n);
-            json_decref(post_signed(&W, "whatsapp", W.wa, b, n, &st));
-            cr_assert_eq(st, 200);
-            free(b);
-        }
+        post_unique(70); /* well past the careful spell an earlier replay may have started */
         double before = counter("gateway_commit_conflict_retries_total");
         struct racer r[12];
         char *bodies[12];
@@ -464,18 +469,6 @@ Test(webhook, replay_in_a_batch_of_new_events)
     }
     json_decref(orig);
     free(old);
-}
-
-static void post_unique(int n)
-{
-    for (int i = 0; i < n; i++) {
-        size_t len;
-        long st;
-        char *b = unique_text_payload(&len);
-        json_decref(post_signed(&W, "whatsapp", W.wa, b, len, &st));
-        cr_assert_eq(st, 200);
-        free(b);
-    }
 }
 
 /* After a refused batch, the next 64 batches (one request each here) are
