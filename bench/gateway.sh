@@ -15,13 +15,18 @@
 #       table as sabia_app (best of a few batch sizes and client counts)
 #   (c) ratio a / b             target >= 0.75
 #
-# (d) runs before (b) so that it is not disturbed by what pgbench leaves
-# behind; every phase starts after VACUUM and CHECKPOINT.
+# The machine's speed drifts from minute to minute, so (a) and (b) are
+# measured BENCH_ROUNDS times, alternately: round 1 tries every pgbench
+# setting, later rounds the best one; each round's ratio compares a peak
+# and a ceiling measured a few seconds apart, and the verdict is on the
+# median ratio. (d) runs right after the first peak, before any pgbench, so
+# that it is not disturbed by what pgbench leaves behind; every phase starts
+# after VACUUM and CHECKPOINT.
 #
 # Prints a summary and removes everything it started, also on failure or
 # Ctrl-C. Run as root (PostgreSQL then runs as the postgres user) or as a
 # user who can run PostgreSQL's binaries. Knobs (environment):
-#   BENCH_CONNECTIONS (64) BENCH_SECONDS (10) BENCH_WARMUP (2)
+#   BENCH_ROUNDS (3) BENCH_CONNECTIONS (64) BENCH_SECONDS (10) BENCH_WARMUP (2)
 #   BENCH_PAYLOADS (400000 per file) BENCH_PGBENCH_BATCHES ("64 256")
 #   BENCH_PGBENCH_CLIENTS ("2 4") BENCH_HTTP_WORKERS (8)
 #   BENCH_COMMIT_THREADS (1) BENCH_BATCH_MAX (256) BENCH_REDIS_POOL (= connections)
@@ -35,6 +40,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=SCRIPTDIR/common.sh
 . "$ROOT/bench/common.sh"
 
+ROUNDS=${BENCH_ROUNDS:-3}
 CONNECTIONS=${BENCH_CONNECTIONS:-64}
 RUN_SECONDS=${BENCH_SECONDS:-10}
 WARMUP=${BENCH_WARMUP:-2}
@@ -53,12 +59,12 @@ STEP_TIMEOUT=$((RUN_SECONDS + WARMUP + 60)) # no single step may hang the run
 for tool in cmake pgbench psql redis-server redis-cli curl timeout pgrep "$PG_BIN/initdb"; do
     command -v "$tool" >/dev/null 2>&1 || die "$tool is missing (./sabia up installs what is needed)"
 done
-for n in "$CONNECTIONS" "$RUN_SECONDS" "$WARMUP" "$NPAYLOADS" "$HTTP_WORKERS" "$COMMIT_THREADS" \
+for n in "$ROUNDS" "$CONNECTIONS" "$RUN_SECONDS" "$WARMUP" "$NPAYLOADS" "$HTTP_WORKERS" "$COMMIT_THREADS" \
     "$BATCH_MAX" "$REDIS_POOL" $PGB_BATCHES $PGB_CLIENTS; do
     [[ $n =~ ^[1-9][0-9]*$|^0$ ]] || die "BENCH_* settings must be whole numbers, got '$n'"
 done
-if [ "$RUN_SECONDS" -lt 1 ] || [ "$NPAYLOADS" -lt 1 ]; then
-    die "BENCH_SECONDS and BENCH_PAYLOADS must be >= 1"
+if [ "$RUN_SECONDS" -lt 1 ] || [ "$NPAYLOADS" -lt 1 ] || [ "$ROUNDS" -lt 1 ]; then
+    die "BENCH_SECONDS, BENCH_PAYLOADS and BENCH_ROUNDS must be >= 1"
 fi
 if [ "$HTTP_WORKERS" -lt 1 ] || [ "$HTTP_WORKERS" -gt 256 ]; then
     die "BENCH_HTTP_WORKERS must be 1..256 (SABIA_HTTP_WORKERS)"
@@ -224,11 +230,15 @@ done
 
 # ---------------------------------------------------------------- payloads
 
+# payloads FILE TAG: NPAYLOADS signed unique bodies (each peak gets its own
+# file, made just before it and removed after: they are large).
+payloads() {
+    "$GENPAYLOADS" --count "$NPAYLOADS" --secret "$APP_SECRET" --out "$1" --tag "$2" ||
+        die "sabia-genpayloads failed"
+}
 say "generating 2 x $NPAYLOADS signed payloads"
-"$GENPAYLOADS" --count "$NPAYLOADS" --secret "$APP_SECRET" --out "$TMP/peak.txt" --tag PEAK ||
-    die "sabia-genpayloads failed"
-"$GENPAYLOADS" --count "$NPAYLOADS" --secret "$APP_SECRET" --out "$TMP/rate.txt" --tag RATE ||
-    die "sabia-genpayloads failed"
+payloads "$TMP/peak.txt" PEAK1
+payloads "$TMP/rate.txt" RATE
 
 # A sanity check: one signed request must be accepted (the last body of the
 # latency file, which that run never reaches). A body of the peak file
@@ -309,33 +319,45 @@ LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # ---------------------------------------------------------------- (a) peak
 
-say "(a) peak: $CONNECTIONS connections, closed loop, ${RUN_SECONDS}s after ${WARMUP}s of warm-up"
-quiesce
-before=$(new_events)
-b_rows=$(metric gateway_commit_batch_rows_sum)
-b_count=$(metric gateway_commit_batch_rows_count)
-b_sum=$(metric gateway_commit_seconds_sum)
-cpu0=$(cpu_snapshot)
-loadgen "$TMP/peak.json" --max --payloads "$TMP/peak.txt" || die "sabia-loadgen --max failed"
-PEAK=$(cat "$TMP/peak.json")
-cpu1=$(cpu_snapshot)
-after=$(new_events)
-a_rows=$(metric gateway_commit_batch_rows_sum)
-a_count=$(metric gateway_commit_batch_rows_count)
-a_sum=$(metric gateway_commit_seconds_sum)
-PEAK_CPU=$(cpu_report "$cpu0" "$cpu1" "$(json_num "$PEAK" cpu_seconds)")
-PEAK_RPS=$(json_num "$PEAK" rps)
-PEAK_TOTAL_OK=$(json_num "$PEAK" total_ok)
-say "(a) $PEAK"
-[ "$(json_num "$PEAK" ok)" -gt 0 ] || die "no request was accepted (log: $TMP/gateway.log)"
-grep -q '"payloads_wrapped":false' <<<"$PEAK" ||
-    die "the payloads ran out during the peak run: raise BENCH_PAYLOADS"
-PEAK_ROWS=$((after - before))
-[ "$PEAK_ROWS" -ge "$PEAK_TOTAL_OK" ] ||
-    die "only $PEAK_ROWS new accepted rows for $PEAK_TOTAL_OK 2xx answers: an answer came before its commit"
-BATCHES=$(awk -v a="$a_count" -v b="$b_count" 'BEGIN { printf "%d", a - b }')
-AVG_BATCH=$(awk -v r1="$a_rows" -v r0="$b_rows" -v n="$BATCHES" 'BEGIN { printf "%.1f", (n > 0 ? (r1 - r0) / n : 0) }')
-AVG_COMMIT_MS=$(awk -v s1="$a_sum" -v s0="$b_sum" -v n="$BATCHES" 'BEGIN { printf "%.2f", (n > 0 ? 1000 * (s1 - s0) / n : 0) }')
+# peak_run FILE: a closed-loop run over the bodies in FILE; sets PEAK (the
+# load generator's line), PEAK_RPS, PEAK_CPU, PEAK_ROWS, PEAK_TOTAL_OK,
+# BATCHES, AVG_BATCH and AVG_COMMIT_MS, and checks that every 2xx was
+# committed.
+peak_run() {
+    say "(a) peak: $CONNECTIONS connections, closed loop, ${RUN_SECONDS}s after ${WARMUP}s of warm-up"
+    quiesce
+    local before after b_rows b_count b_sum a_rows a_count a_sum cpu0 cpu1
+    before=$(new_events)
+    b_rows=$(metric gateway_commit_batch_rows_sum)
+    b_count=$(metric gateway_commit_batch_rows_count)
+    b_sum=$(metric gateway_commit_seconds_sum)
+    cpu0=$(cpu_snapshot)
+    loadgen "$TMP/peak.json" --max --payloads "$1" || die "sabia-loadgen --max failed"
+    PEAK=$(cat "$TMP/peak.json")
+    cpu1=$(cpu_snapshot)
+    after=$(new_events)
+    a_rows=$(metric gateway_commit_batch_rows_sum)
+    a_count=$(metric gateway_commit_batch_rows_count)
+    a_sum=$(metric gateway_commit_seconds_sum)
+    PEAK_CPU=$(cpu_report "$cpu0" "$cpu1" "$(json_num "$PEAK" cpu_seconds)")
+    PEAK_RPS=$(json_num "$PEAK" rps)
+    PEAK_TOTAL_OK=$(json_num "$PEAK" total_ok)
+    say "(a) $PEAK"
+    [ "$(json_num "$PEAK" ok)" -gt 0 ] || die "no request was accepted (log: $TMP/gateway.log)"
+    grep -q '"payloads_wrapped":false' <<<"$PEAK" ||
+        die "the payloads ran out during the peak run: raise BENCH_PAYLOADS"
+    PEAK_ROWS=$((after - before))
+    [ "$PEAK_ROWS" -ge "$PEAK_TOTAL_OK" ] ||
+        die "only $PEAK_ROWS new accepted rows for $PEAK_TOTAL_OK 2xx answers: an answer came before its commit"
+    BATCHES=$(awk -v a="$a_count" -v b="$b_count" 'BEGIN { printf "%d", a - b }')
+    AVG_BATCH=$(awk -v r1="$a_rows" -v r0="$b_rows" -v n="$BATCHES" 'BEGIN { printf "%.1f", (n > 0 ? (r1 - r0) / n : 0) }')
+    AVG_COMMIT_MS=$(awk -v s1="$a_sum" -v s0="$b_sum" -v n="$BATCHES" 'BEGIN { printf "%.2f", (n > 0 ? 1000 * (s1 - s0) / n : 0) }')
+}
+
+peak_run "$TMP/peak.txt"
+rm -f "$TMP/peak.txt"
+PEAK1=$PEAK PEAK1_CPU=$PEAK_CPU PEAK1_ROWS=$PEAK_ROWS PEAK1_TOTAL_OK=$PEAK_TOTAL_OK
+PEAK1_BATCHES=$BATCHES PEAK1_AVG_BATCH=$AVG_BATCH PEAK1_AVG_COMMIT_MS=$AVG_COMMIT_MS
 
 # ---------------------------------------------------------------- (d) latency at half the peak
 
@@ -378,39 +400,71 @@ EOF
 }
 
 export PGPASSWORD=$APP_PW # pgbench connects over TCP as sabia_app
+
+# pgbench_run BATCH CLIENTS -> rows/s of one pgbench run (its line is added
+# to PGB_LINES)
+PGB_LINES=
+pgbench_run() {
+    local batch=$1 clients=$2 log=$TMP/pgbench-$1-$2.log tps failed rows
+    pgbench_script "$batch" >"$TMP/pgbench-$batch.sql"
+    say "(b) pgbench: batch $batch, $clients clients, ${RUN_SECONDS}s"
+    quiesce
+    if ! step "$log" "$log.err" pgbench -n -h 127.0.0.1 \
+        -p "$PG_PORT" -U sabia_app -f "$TMP/pgbench-$batch.sql" -c "$clients" -j "$clients" \
+        -T "$RUN_SECONDS" sabia; then
+        cat "$log.err" >&2
+        cat "$log" >&2
+        die "pgbench failed"
+    fi
+    tps=$(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' "$log" | head -n 1)
+    [ -n "$tps" ] || die "no tps in $log"
+    failed=$(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' "$log")
+    [ "${failed:-0}" = 0 ] || die "pgbench had $failed failed transactions (log: $log)"
+    rows=$(awk -v t="$tps" -v b="$batch" 'BEGIN { printf "%.1f", t * b }')
+    PGB_LINES+=$(printf '    batch %4s, %s clients: %7.1f tps = %8.0f rows/s' "$batch" "$clients" "$tps" "$rows")$'\n'
+    echo "$rows"
+}
+
+# Round 1: every setting; the best is the ceiling and is kept for the rest.
 CEIL_ROWS=0
 CEIL_DESC=
-PGB_LINES=
+BEST_BATCH='' BEST_CLIENTS=''
 for batch in $PGB_BATCHES; do
     for clients in $PGB_CLIENTS; do
-        log=$TMP/pgbench-$batch-$clients.log
-        pgbench_script "$batch" >"$TMP/pgbench-$batch.sql"
-        say "(b) pgbench: batch $batch, $clients clients, ${RUN_SECONDS}s"
-        quiesce
-        if ! step "$log" "$log.err" pgbench -n -h 127.0.0.1 \
-            -p "$PG_PORT" -U sabia_app -f "$TMP/pgbench-$batch.sql" -c "$clients" -j "$clients" \
-            -T "$RUN_SECONDS" sabia; then
-            cat "$log.err" >&2
-            cat "$log" >&2
-            die "pgbench failed"
-        fi
-        tps=$(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' "$log" | head -n 1)
-        [ -n "$tps" ] || die "no tps in $log"
-        failed=$(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' "$log")
-        [ "${failed:-0}" = 0 ] || die "pgbench had $failed failed transactions (log: $log)"
-        rows=$(awk -v t="$tps" -v b="$batch" 'BEGIN { printf "%.1f", t * b }')
-        PGB_LINES+=$(printf '    batch %4s, %s clients: %7.1f tps = %8.0f rows/s' "$batch" "$clients" "$tps" "$rows")$'\n'
+        pgbench_run "$batch" "$clients" >"$TMP/rows"
+        rows=$(cat "$TMP/rows")
         if awk -v a="$rows" -v b="$CEIL_ROWS" 'BEGIN { exit !(a > b) }'; then
             CEIL_ROWS=$rows
             CEIL_DESC="batch $batch, $clients clients"
+            BEST_BATCH=$batch BEST_CLIENTS=$clients
         fi
     done
+done
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", (b > 0 ? a / b : 0) }'; }
+ROUND_LINES=$(printf '    round 1: peak %6.0f/s, ceiling %6.0f rows/s, ratio %s' "$PEAK_RPS" "$CEIL_ROWS" \
+    "$(ratio "$PEAK_RPS" "$CEIL_ROWS")")$'\n'
+RATIOS=$(ratio "$PEAK_RPS" "$CEIL_ROWS")
+
+# Rounds 2..N: a fresh peak, then the best pgbench setting again.
+for round in $(seq 2 "$ROUNDS"); do
+    say "round $round of $ROUNDS"
+    payloads "$TMP/peak.txt" "PEAK$round"
+    peak_run "$TMP/peak.txt"
+    rm -f "$TMP/peak.txt"
+    lines=$PGB_LINES # the summary lists round 1's pgbench runs only
+    pgbench_run "$BEST_BATCH" "$BEST_CLIENTS" >"$TMP/rows"
+    PGB_LINES=$lines
+    rows=$(cat "$TMP/rows")
+    ROUND_LINES+=$(printf '    round %d: peak %6.0f/s, ceiling %6.0f rows/s, ratio %s' "$round" "$PEAK_RPS" \
+        "$rows" "$(ratio "$PEAK_RPS" "$rows")")$'\n'
+    RATIOS+=" $(ratio "$PEAK_RPS" "$rows")"
 done
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # ---------------------------------------------------------------- (c) ratio and summary
 
-RATIO=$(awk -v a="$PEAK_RPS" -v b="$CEIL_ROWS" 'BEGIN { printf "%.3f", (b > 0 ? a / b : 0) }')
+RATIO=$(tr ' ' '\n' <<<"$RATIOS" | sort -n | awk '{ v[NR] = $1 } END {
+    if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }')
 verdict() { if [ "$1" = 1 ]; then echo "MET"; else echo "NOT MET"; fi; }
 RATIO_OK=$(awk -v r="$RATIO" 'BEGIN { print ((r >= 0.75) ? 1 : 0) }')
 P99_OK=$(awk -v p="$HALF_P99" -v e="$HALF_ERRORS" 'BEGIN { print ((p <= 25 && e == 0) ? 1 : 0) }')
@@ -422,19 +476,20 @@ machine: $(nproc) cores, Linux $(uname -r), load average before/after: $LOAD_BEF
 PostgreSQL $(psql_super -c 'SHOW server_version' | cut -d' ' -f1): fsync $(psql_super -c 'SHOW fsync'), synchronous_commit $(psql_super -c 'SHOW synchronous_commit'), shared_buffers $(psql_super -c 'SHOW shared_buffers')
 gateway: $HTTP_WORKERS HTTP workers, $COMMIT_THREADS commit threads, batches <= $BATCH_MAX, Redis pool $REDIS_POOL
 
-(a) peak, closed loop, $CONNECTIONS connections, ${RUN_SECONDS}s after ${WARMUP}s of warm-up
-    $PEAK
-    accepted $(printf '%.0f' "$PEAK_RPS")/s, p50 $(json_num "$PEAK" p50_ms) ms, p99 $(json_num "$PEAK" p99_ms) ms, errors $(json_num "$PEAK" errors)
-    durable: $PEAK_ROWS new accepted rows >= $PEAK_TOTAL_OK 2xx answers
-    group commit: $BATCHES commits, $AVG_BATCH rows and $AVG_COMMIT_MS ms per commit on average
-    CPU (cores): $PEAK_CPU
+(a) peak, closed loop, $CONNECTIONS connections, ${RUN_SECONDS}s after ${WARMUP}s of warm-up (round 1)
+    $PEAK1
+    accepted $(printf '%.0f' "$(json_num "$PEAK1" rps)")/s, p50 $(json_num "$PEAK1" p50_ms) ms, p99 $(json_num "$PEAK1" p99_ms) ms, errors $(json_num "$PEAK1" errors)
+    durable: $PEAK1_ROWS new accepted rows >= $PEAK1_TOTAL_OK 2xx answers
+    group commit: $PEAK1_BATCHES commits, $PEAK1_AVG_BATCH rows and $PEAK1_AVG_COMMIT_MS ms per commit on average
+    CPU (cores): $PEAK1_CPU
 (d) half the peak, open loop at $HALF/s, ${RUN_SECONDS}s after ${WARMUP}s of warm-up
     $HALFRUN
     p50 $(json_num "$HALFRUN" p50_ms) ms, p99 $HALF_P99 ms, errors $HALF_ERRORS
     CPU (cores): $HALF_CPU
 (b) ceiling: pgbench inserting the same rows in batches into webhook_events as sabia_app
-${PGB_LINES}    best: $(printf '%.0f' "$CEIL_ROWS") rows/s ($CEIL_DESC)
-
-ratio (a)/(b) = $RATIO              target >= 0.75:      $(verdict "$RATIO_OK")
+${PGB_LINES}    best in round 1: $(printf '%.0f' "$CEIL_ROWS") rows/s ($CEIL_DESC), used in the later rounds
+(c) rounds: each peak against the ceiling measured right after it
+${ROUND_LINES}
+median ratio (a)/(b) = $RATIO       target >= 0.75:      $(verdict "$RATIO_OK")
 p99 at half the peak = $HALF_P99 ms    target <= 25 ms:     $(verdict "$P99_OK")
 EOF
