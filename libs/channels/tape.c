@@ -359,6 +359,70 @@ static int64_t parse_key(struct channels__tape *t, struct scan *s)
     return k;
 }
 
+/* The parser's open containers (node indices), innermost last. */
+struct nesting {
+    uint32_t at[TAPE_STACK];
+    size_t depth;
+};
+
+/* Ends container node i at s->pos (just past its closing bracket). */
+static void close_container(struct channels__tape *t, const struct scan *s, uint32_t i)
+{
+    t->nodes[i].len = (uint32_t)(s->pos - t->nodes[i].start);
+    t->nodes[i].next = t->n;
+}
+
+/* After container node v opened: 1 when another value is due (its key read),
+ * 0 when it was empty and is closed, -1 on failure. */
+static int open_container(struct channels__tape *t, struct scan *s, struct nesting *st, uint32_t v)
+{
+    bool object = t->nodes[v].type == CHANNELS__TAPE_OBJECT;
+    if (st->depth == TAPE_STACK) {
+        s->what = "nested too deeply";
+        return -1;
+    }
+    st->at[st->depth++] = v;
+    skip_ws(s);
+    if (s->pos < s->len && s->p[s->pos] == (object ? '}' : ']')) {
+        s->pos++;
+        st->depth--;
+        close_container(t, s, v);
+        return 0;
+    }
+    return object && parse_key(t, s) < 0 ? -1 : 1;
+}
+
+/* After a value: closes the containers that end here. 1 when another value
+ * is due (its key read), 0 at the end of the document, -1 on failure. */
+static int after_value(struct channels__tape *t, struct scan *s, struct nesting *st)
+{
+    for (;;) {
+        skip_ws(s);
+        if (st->depth == 0) {
+            if (s->pos == s->len)
+                return 0;
+            s->what = "end of input expected";
+            return -1;
+        }
+        uint32_t top = st->at[st->depth - 1];
+        bool object = t->nodes[top].type == CHANNELS__TAPE_OBJECT;
+        unsigned char c = s->pos < s->len ? s->p[s->pos] : 0;
+        if (c == ',') {
+            s->pos++;
+            skip_ws(s);
+            return object && parse_key(t, s) < 0 ? -1 : 1;
+        }
+        if (c != (object ? '}' : ']')) {
+            s->what = s->pos < s->len ? (object ? "expected ',' or '}'" : "expected ',' or ']'")
+                                      : "premature end of input";
+            return -1;
+        }
+        s->pos++;
+        st->depth--;
+        close_container(t, s, top);
+    }
+}
+
 int channels__tape_parse(struct channels__tape *t, const char *body, size_t len,
                          struct channels__err *err)
 {
@@ -368,67 +432,25 @@ int channels__tape_parse(struct channels__tape *t, const char *body, size_t len,
     if (len >= CHANNELS__TAPE_MAX_LEN)
         return channels__fail_code(err, SB_ELIMIT, "internal", "body too large for the tape");
     struct scan s = {(const unsigned char *)body, len, 0, NULL};
-    uint32_t stack[TAPE_STACK];
-    size_t depth = 0;
+    struct nesting st = {.depth = 0};
     skip_ws(&s);
-    for (;;) {
-        /* A value is due at s.pos (the key, if any, already read). */
+    int more = 1;
+    while (more > 0) {
+        /* A value is due at s.pos (its key, in an object, already read). */
         int64_t v = parse_value(t, &s);
         if (v < 0)
-            goto fail;
-        if (depth > 0)
-            t->nodes[stack[depth - 1]].count++;
+            break;
+        if (st.depth > 0)
+            t->nodes[st.at[st.depth - 1]].count++;
         uint8_t type = t->nodes[v].type;
-        if (type == CHANNELS__TAPE_OBJECT || type == CHANNELS__TAPE_ARRAY) {
-            if (depth == TAPE_STACK) {
-                s.what = "nested too deeply";
-                goto fail;
-            }
-            stack[depth++] = (uint32_t)v;
-            skip_ws(&s);
-            if (s.pos < s.len && s.p[s.pos] == (type == CHANNELS__TAPE_OBJECT ? '}' : ']')) {
-                s.pos++;
-                depth--;
-                t->nodes[v].len = (uint32_t)(s.pos - t->nodes[v].start);
-                t->nodes[v].next = t->n;
-            } else {
-                if (type == CHANNELS__TAPE_OBJECT && parse_key(t, &s) < 0)
-                    goto fail;
-                continue;
-            }
-        }
-        /* After a value: close containers, or move to the next element. */
-        for (;;) {
-            skip_ws(&s);
-            if (depth == 0) {
-                if (s.pos != s.len) {
-                    s.what = "end of input expected";
-                    goto fail;
-                }
-                return 0;
-            }
-            uint32_t top = stack[depth - 1];
-            bool object = t->nodes[top].type == CHANNELS__TAPE_OBJECT;
-            unsigned char c = s.pos < s.len ? s.p[s.pos] : 0;
-            if (c == ',') {
-                s.pos++;
-                skip_ws(&s);
-                if (object && parse_key(t, &s) < 0)
-                    goto fail;
-                break;
-            }
-            if (c != (object ? '}' : ']')) {
-                s.what = s.pos < s.len ? (object ? "expected ',' or '}'" : "expected ',' or ']'")
-                                       : "premature end of input";
-                goto fail;
-            }
-            s.pos++;
-            depth--;
-            t->nodes[top].len = (uint32_t)(s.pos - t->nodes[top].start);
-            t->nodes[top].next = t->n;
-        }
+        more = type == CHANNELS__TAPE_OBJECT || type == CHANNELS__TAPE_ARRAY
+                   ? open_container(t, &s, &st, (uint32_t)v)
+                   : 0;
+        if (more == 0)
+            more = after_value(t, &s, &st);
+        if (more == 0)
+            return 0;
     }
-fail:
     if (!s.what)
         return channels__fail_code(err, -ENOMEM, "internal", "out of memory parsing JSON");
     return channels__fail(err, "invalid_json", "invalid JSON at byte %zu: %s", s.pos, s.what);
