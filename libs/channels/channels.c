@@ -82,14 +82,11 @@ static int inspect_body(enum channel_type type, const char *body, size_t len,
         json_decref(root);
         return rc;
     }
-    int rc = channels__json_precheck(body, len, err);
-    if (rc != 0)
-        return rc;
     if (len >= CHANNELS__TAPE_MAX_LEN)
         return channels__fail(err, "too_large", "bodies of 2 GiB or more are not inspected");
     struct channels__tape t;
     channels__tape_init(&t);
-    rc = channels__tape_parse(&t, body, len, err);
+    int rc = channels__tape_parse(&t, body, len, err);
     if (rc == 0 && !channels__tape_is(&t, 0, CHANNELS__TAPE_OBJECT))
         rc = channels__fail(err, "not_object", "the body must be a JSON object");
     if (rc == 0)

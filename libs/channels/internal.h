@@ -98,9 +98,11 @@ struct channels__tape {
 
 void channels__tape_init(struct channels__tape *t);
 void channels__tape_cleanup(struct channels__tape *t);
-/* Parses body (len < CHANNELS__TAPE_MAX_LEN, nesting already checked) into
- * t, node 0 the top-level value. Returns 0, SB_EPARSE ("invalid_json", the
- * detail naming the byte), -ENOMEM, or SB_ELIMIT for a longer body. */
+/* Parses body (len < CHANNELS__TAPE_MAX_LEN) into t, node 0 the top-level
+ * value. Fails as channels__json_load() would: "empty_body" and "too_deep"
+ * (nesting past CHANNELS_MAX_DEPTH) first, else "invalid_json" with the
+ * detail naming the byte. Returns 0, SB_EPARSE, -ENOMEM, or SB_ELIMIT for a
+ * longer body. */
 int channels__tape_parse(struct channels__tape *t, const char *body, size_t len,
                          struct channels__err *err);
 

@@ -17,7 +17,7 @@
 
 #include "internal.h"
 
-#define TAPE_STACK (CHANNELS_MAX_DEPTH + 1)
+#define TAPE_STACK CHANNELS_MAX_DEPTH /* open containers at most */
 
 void channels__tape_init(struct channels__tape *t)
 {
@@ -89,34 +89,6 @@ static int hex4(const unsigned char *p)
     return v;
 }
 
-/* Length of the valid UTF-8 sequence at p (n bytes available), 0 if invalid:
- * no overlong forms, no surrogates, nothing above U+10FFFF. */
-static size_t utf8_len(const unsigned char *p, size_t n)
-{
-    unsigned char c = p[0];
-    size_t need;
-    uint32_t cp, min;
-    if (c >= 0xC2 && c <= 0xDF) {
-        need = 2, cp = c & 0x1Fu, min = 0x80;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        need = 3, cp = c & 0x0Fu, min = 0x800;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        need = 4, cp = c & 0x07u, min = 0x10000;
-    } else {
-        return 0;
-    }
-    if (n < need)
-        return 0;
-    for (size_t i = 1; i < need; i++) {
-        if ((p[i] & 0xC0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (p[i] & 0x3Fu);
-    }
-    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-        return 0;
-    return need;
-}
-
 /* The string starting at the quote s->pos; leaves s->pos past its end. */
 static bool scan_string(struct scan *s, bool *escaped)
 {
@@ -137,7 +109,8 @@ static bool scan_string(struct scan *s, bool *escaped)
             continue;
         }
         if (c >= 0x80) {
-            size_t n = utf8_len(s->p + i, s->len - i);
+            uint32_t cp;
+            size_t n = domain_utf8_seq((const char *)s->p + i, s->len - i, &cp);
             if (n == 0) {
                 s->what = "invalid UTF-8 in a string";
                 return false;
@@ -453,6 +426,13 @@ int channels__tape_parse(struct channels__tape *t, const char *body, size_t len,
     }
     if (!s.what)
         return channels__fail_code(err, -ENOMEM, "internal", "out of memory parsing JSON");
+    /* An empty or too deep body is refused for that first, whatever else is
+     * wrong with it, as channels__json_load() does: the raw depth scan runs
+     * here, on the way out, rather than over every body that parses. (A body
+     * the tape refuses for nesting always fails the scan too.) */
+    int pre = channels__json_precheck(body, len, err);
+    if (pre != 0)
+        return pre;
     return channels__fail(err, "invalid_json", "invalid JSON at byte %zu: %s", s.pos, s.what);
 }
 

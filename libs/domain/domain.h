@@ -97,6 +97,11 @@ int domain_conversation_status_parse(const char *s,
 
 /* ---------------------------------------------------------------- text */
 
+/* Length (1..4) of the valid UTF-8 sequence at s (n >= 1 bytes available),
+ * or 0 when s starts no valid sequence (overlong forms, surrogates and code
+ * points above U+10FFFF are invalid). *cp receives its code point. */
+size_t domain_utf8_seq(const char *s, size_t n, uint32_t *cp);
+
 /* Length of the longest prefix of s (n bytes) that is at most `max` bytes and
  * does not end inside a UTF-8 sequence. Invalid bytes count as one byte each. */
 size_t domain_utf8_prefix(const char *s, size_t n, size_t max);

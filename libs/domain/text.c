@@ -5,11 +5,9 @@
 
 #include "domain.h"
 
-/* Length (1..4) of the valid UTF-8 sequence at s, or 0 when s[0] starts no
- * valid sequence (overlong forms, surrogates and code points above U+10FFFF
- * are invalid). *cp receives the code point of a valid sequence. */
-static size_t utf8_seq(const unsigned char *s, size_t n, uint32_t *cp)
+size_t domain_utf8_seq(const char *str, size_t n, uint32_t *cp)
 {
+    const unsigned char *s = (const unsigned char *)str;
     unsigned char c = s[0];
     size_t len;
     uint32_t v, min;
@@ -42,7 +40,7 @@ static size_t utf8_seq(const unsigned char *s, size_t n, uint32_t *cp)
 static size_t char_at(const char *s, size_t n, size_t *units)
 {
     uint32_t cp = 0;
-    size_t len = utf8_seq((const unsigned char *)s, n, &cp);
+    size_t len = domain_utf8_seq(s, n, &cp);
     if (len == 0) {
         *units = 1;
         return 1;

@@ -397,24 +397,10 @@ Test(webhook, concurrent_replays_are_one_event)
     free(body);
 }
 
-/* The value of an unlabelled counter on /metrics (0 when not there yet). */
+/* A series of the gateway's /metrics (0 when not there yet). */
 static double counter(const char *name)
 {
-    char url[128];
-    long st;
-    snprintf(url, sizeof url, "http://127.0.0.1:%d/metrics", W.port);
-    char *text = ts_http("GET", url, NULL, NULL, 0, &st);
-    cr_assert_eq(st, 200);
-    double v = 0;
-    size_t n = strlen(name);
-    for (const char *line = text; line;) {
-        if (strncmp(line, name, n) == 0 && line[n] == ' ')
-            v = strtod(line + n + 1, NULL);
-        line = strchr(line, '\n');
-        line = line ? line + 1 : NULL;
-    }
-    free(text);
-    return v;
+    return ts_metric(W.port, name);
 }
 
 static void post_unique(int n)

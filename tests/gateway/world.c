@@ -214,32 +214,30 @@ json_t *post_webhook(struct world *w, const char *source, const char *tenant, co
     return j;
 }
 
-/* "X-Hub-Signature-256: sha256=<hex>" for body, signed with APP_SECRET. */
-static void sign_header(const char *body, size_t len, char header[128])
+/* POSTs body with X-Hub-Signature-256 computed with APP_SECRET, as Meta does. */
+static json_t *post_meta_signed(struct world *w, const char *source, const char *tenant,
+                                const char *ws, const char *channel, const char *body, size_t len,
+                                long *status)
 {
     uint8_t mac[CRYPTO_SHA256_LEN];
-    char hex[2 * CRYPTO_SHA256_LEN + 1];
+    char hex[2 * CRYPTO_SHA256_LEN + 1], header[128];
     crypto_hmac_sha256(APP_SECRET, strlen(APP_SECRET), body, len, mac);
     crypto_hex_encode(mac, sizeof mac, hex, sizeof hex);
-    snprintf(header, 128, "X-Hub-Signature-256: sha256=%s", hex);
+    snprintf(header, sizeof header, "X-Hub-Signature-256: sha256=%s", hex);
+    const char *headers[] = {header, "Content-Type: application/json", NULL};
+    return post_webhook(w, source, tenant, ws, channel, body, len, headers, status);
 }
 
 json_t *post_signed_to(struct world *w, const char *tenant, const char *ws, const char *wa,
                        const char *body, size_t len, long *status)
 {
-    char header[128];
-    sign_header(body, len, header);
-    const char *headers[] = {header, "Content-Type: application/json", NULL};
-    return post_webhook(w, "whatsapp", tenant, ws, wa, body, len, headers, status);
+    return post_meta_signed(w, "whatsapp", tenant, ws, wa, body, len, status);
 }
 
 json_t *post_signed(struct world *w, const char *source, const char *channel, const char *body,
                     size_t len, long *status)
 {
-    char header[128];
-    sign_header(body, len, header);
-    const char *headers[] = {header, "Content-Type: application/json", NULL};
-    return post_webhook(w, source, w->tenant, w->ws, channel, body, len, headers, status);
+    return post_meta_signed(w, source, w->tenant, w->ws, channel, body, len, status);
 }
 
 void world_add_tenant(struct world *w, char tenant[SB_UUID_STRLEN], char ws[SB_UUID_STRLEN],

@@ -309,3 +309,22 @@ char *ts_owner_conninfo(const char *db)
     cr_assert_eq(sb_buf_appendf(&b, "dbname='%s'", db), 0);
     return sb_buf_steal(&b);
 }
+
+double ts_metric(int port, const char *series)
+{
+    char url[64];
+    long st;
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/metrics", port);
+    char *text = ts_http("GET", url, NULL, NULL, 0, &st);
+    cr_assert_eq(st, 200, "GET %s", url);
+    double v = 0;
+    size_t n = strlen(series);
+    for (const char *line = text; line;) {
+        if (strncmp(line, series, n) == 0 && line[n] == ' ')
+            v = strtod(line + n + 1, NULL);
+        line = strchr(line, '\n');
+        line = line ? line + 1 : NULL;
+    }
+    free(text);
+    return v;
+}

@@ -62,6 +62,11 @@ void ts_pg_destroy(struct ts_pg *pg);
 char *ts_http(const char *method, const char *url, const char *const *headers, const char *body,
               size_t body_len, long *status);
 
+/* The value of the series `series` (name and labels, as printed) on the
+ * /metrics page of the service on 127.0.0.1:port; 0 while it has no line yet
+ * (a series appears with its first sample). */
+double ts_metric(int port, const char *series);
+
 /* Reads a whole file (heap, NUL-terminated). *len may be NULL. */
 char *ts_read_file(const char *path, size_t *len);
 
