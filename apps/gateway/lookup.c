@@ -34,6 +34,7 @@ struct lookup {
     struct sb_log *log;
     struct bus_subscription *sub;
     struct metric *m_lookups; /* gateway_lookup_total{result=hit|miss} */
+    struct metric *m_invalidations; /* gateway_lookup_invalidations_total{scope} */
     pthread_mutex_t mu;
     unsigned long generation; /* bumped by every invalidation (under mu) */
     size_t count;
@@ -126,6 +127,10 @@ void lookup_invalidate(struct lookup *lk, const char *what, size_t len)
     lk->generation++;
     drop_where(lk, pred, id);
     pthread_mutex_unlock(&lk->mu);
+    metric_add(lk->m_invalidations, (const char *[]){pred == is_tenant ? "tenant"
+                                                     : pred           ? "channel"
+                                                                      : "all"},
+               1);
 }
 
 static void on_invalidate(const char *message, size_t len, void *arg)
@@ -295,6 +300,11 @@ struct lookup *lookup_new(struct db_pool *db, struct bus *bus, const struct cryp
     pthread_mutex_init(&lk->mu, NULL);
     lk->m_lookups = metrics_counter(metrics, "gateway_lookup_total",
                                     "Tenant/channel lookups by cache result.", "result");
+    lk->m_invalidations = metrics_counter(
+        metrics, "gateway_lookup_invalidations_total",
+        "Cache invalidations applied: one tenant, one channel, or all (on every (re)subscription,"
+        " since messages sent meanwhile were missed).",
+        "scope");
     lk->sub = bus_subscribe(bus, LOOKUP_INVALIDATE_CHANNEL, on_invalidate, lk);
     if (!lk->sub) {
         lookup_free(lk);
