@@ -145,6 +145,10 @@ void sb_log_free(struct sb_log *log);
 /* Parses "debug", "info", "warn" or "error". Returns 0 or -EINVAL. */
 int sb_log_level_parse(const char *s, enum sb_log_level *out) SB_MUST_USE;
 
+/* Whether a line of `level` would be written: lets a caller skip building
+ * fields nobody will read. False for a NULL `log`. */
+bool sb_log_enabled(const struct sb_log *log, enum sb_log_level level);
+
 /* Writes one line. `log` may be NULL (nothing is written); `ctx` may be NULL.
  * `fields` is NULL or a string of extra JSON members without braces, e.g.
  * "\"port\":3001,\"path\":\"/health\"", appended verbatim. */

@@ -95,10 +95,15 @@ static int sb_log_build(const struct sb_log *log, struct sb_buf *line, enum sb_l
     return rc;
 }
 
+bool sb_log_enabled(const struct sb_log *log, enum sb_log_level level)
+{
+    return log && level >= log->min_level && (unsigned)level <= SB_LOG_ERROR;
+}
+
 void sb_log_write(struct sb_log *log, enum sb_log_level level, const struct sb_log_ctx *ctx,
                   const char *fields, const char *fmt, ...)
 {
-    if (!log || level < log->min_level || (unsigned)level > SB_LOG_ERROR)
+    if (!sb_log_enabled(log, level))
         return;
     struct sb_buf msg, line;
     sb_buf_init(&msg, SB_LOG_MSG_MAX);

@@ -39,7 +39,12 @@ struct http_request {
     struct sb_buf body;
     bool oversize; /* the body was over the route's limit and was dropped */
     char correlation_id[SB_UUID_STRLEN + 32];
-    char peer[64];
+    char peer[HTTP_PEER_MAX];
+    /* The path, parameters, query and headers are copied here while there is
+     * room (the usual request needs about 1 KiB), on the heap after that:
+     * see request_strndup. */
+    char strings[2048];
+    size_t strings_used;
 };
 
 struct http_response {

@@ -34,6 +34,7 @@ struct http_response; /* likewise */
 #define HTTP_MAX_HEADERS 64                   /* captured request headers */
 #define HTTP_MAX_QUERY_ARGS 32                /* query arguments kept */
 #define HTTP_MAX_URI 2048                     /* path plus query, bytes */
+#define HTTP_PEER_MAX 64                      /* the peer address as text */
 
 typedef void (*http_handler_fn)(struct http_request *req, struct http_response *res, void *arg);
 

@@ -36,19 +36,29 @@ static bool is_header_token(enum lws_token_indexes t)
     return t != WSI_TOKEN_HTTP_URI_ARGS && t != WSI_TOKEN_HTTP_COLON_PATH;
 }
 
+void loop_init_header_tokens(struct http_server *s)
+{
+    s->nheader_tokens = 0;
+    for (int t = 0; t < WSI_TOKEN_COUNT; t++) {
+        const char *name = (const char *)lws_token_to_string((enum lws_token_indexes)t);
+        if (name && is_header_token((enum lws_token_indexes)t))
+            s->header_tokens[s->nheader_tokens++] =
+                (struct header_token){.tok = (enum lws_token_indexes)t, .name = name};
+    }
+}
+
 /* Copies every header lws parsed by name, then the configured custom ones. */
 static int capture_headers(struct http_server *s, struct lws *wsi, struct http_request *r)
 {
     static const char *const always[] = {"x-request-id", "x-correlation-id", NULL};
     char buf[8192];
-    for (int t = 0; t < WSI_TOKEN_COUNT; t++) {
-        const char *name = (const char *)lws_token_to_string((enum lws_token_indexes)t);
-        if (!name || !is_header_token((enum lws_token_indexes)t) ||
-            lws_hdr_total_length(wsi, (enum lws_token_indexes)t) <= 0)
+    for (int i = 0; i < s->nheader_tokens; i++) {
+        enum lws_token_indexes t = s->header_tokens[i].tok;
+        if (lws_hdr_total_length(wsi, t) <= 0)
             continue;
-        if (lws_hdr_copy(wsi, buf, sizeof buf, (enum lws_token_indexes)t) < 0)
+        if (lws_hdr_copy(wsi, buf, sizeof buf, t) < 0)
             return SB_ELIMIT;
-        int rc = request_add_header(r, name, buf);
+        int rc = request_add_header(r, s->header_tokens[i].name, buf);
         if (rc != 0)
             return rc;
     }
@@ -110,8 +120,8 @@ static int bind_route(struct http_server *s, struct exchange *ex)
             ex->close_after = true;
     } else {
         for (int i = 0; i < ex->req.nparams; i++) {
-            ex->req.params[i].name = strdup(params[i].name);
-            ex->req.params[i].value = strndup(params[i].value, params[i].len);
+            ex->req.params[i].name = request_strndup(&ex->req, params[i].name, strlen(params[i].name));
+            ex->req.params[i].value = request_strndup(&ex->req, params[i].value, params[i].len);
             if (!ex->req.params[i].name || !ex->req.params[i].value) {
                 ex->req.nparams = i + 1;
                 sb_buf_cleanup(&allow);
@@ -306,6 +316,22 @@ static void refuse_oversize(struct exchange *ex)
     ex->state = EX_DISCARDING;
 }
 
+/* The peer's address, read once per connection: lws gives each request of a
+ * keep-alive connection fresh per-session data, so it is kept with the
+ * connection itself (opaque user data, freed on LWS_CALLBACK_WSI_DESTROY). */
+static const char *connection_peer(struct lws *wsi)
+{
+    char *peer = lws_get_opaque_user_data(wsi);
+    if (peer)
+        return peer;
+    peer = calloc(1, HTTP_PEER_MAX);
+    if (!peer)
+        return "";
+    lws_get_peer_simple(wsi, peer, HTTP_PEER_MAX);
+    lws_set_opaque_user_data(wsi, peer);
+    return peer;
+}
+
 /* A request head has arrived: build its exchange. */
 static int on_http(struct http_server *s, struct lws *wsi, struct conn *c, const char *uri)
 {
@@ -318,12 +344,11 @@ static int on_http(struct http_server *s, struct lws *wsi, struct conn *c, const
     const char *m = request_method(wsi);
     snprintf(ex->req.method, sizeof ex->req.method, "%s", m ? m : "?");
     ex->head_only = m && strcmp(m, "HEAD") == 0;
-    ex->req.path = strdup(uri ? uri : "/");
+    const char *path = uri ? uri : "/";
+    ex->req.path = request_strndup(&ex->req, path, strlen(path));
     if (!ex->req.path)
         return -1;
-    if (!c->peer[0])
-        lws_get_peer_simple(wsi, c->peer, sizeof c->peer);
-    memcpy(ex->req.peer, c->peer, sizeof ex->req.peer);
+    memcpy(ex->req.peer, connection_peer(wsi), sizeof ex->req.peer);
     int rc = capture_headers(s, wsi, &ex->req);
     if (rc == 0)
         rc = capture_query(wsi, &ex->req);
@@ -471,7 +496,7 @@ static void record(struct http_server *s, struct exchange *ex)
     metric_add(s->m_requests, labels, 1);
     const char *dlabels[] = {route};
     metric_observe(s->m_duration, dlabels, (double)(sb_mono_ms() - ex->started_ms) / 1000.0);
-    if (s->cfg.log) {
+    if (sb_log_enabled(s->cfg.log, SB_LOG_DEBUG)) {
         char fields[512];
         snprintf(fields, sizeof fields, "\"method\":\"%s\",\"status\":%d,\"duration_ms\":%lld",
                  ex->req.method, ex->res.status, (long long)(sb_mono_ms() - ex->started_ms));
@@ -577,6 +602,10 @@ int loop_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
         return on_writeable(s, c);
     case LWS_CALLBACK_CLOSED_HTTP:
         on_closed(s, c);
+        return 0;
+    case LWS_CALLBACK_WSI_DESTROY:
+        free(lws_get_opaque_user_data(wsi));
+        lws_set_opaque_user_data(wsi, NULL);
         return 0;
     case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
         drain_done(s);

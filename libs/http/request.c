@@ -2,6 +2,7 @@
 #include "server.h"
 
 #include <ctype.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -19,11 +20,33 @@ struct exchange *exchange_new(struct http_server *server)
     return ex;
 }
 
-static void kv_free(struct kv *kv, int n)
+char *request_strndup(struct http_request *r, const char *s, size_t n)
+{
+    char *p;
+    if (n < sizeof r->strings - r->strings_used) {
+        p = r->strings + r->strings_used;
+        r->strings_used += n + 1;
+    } else if (!(p = malloc(n + 1))) {
+        return NULL;
+    }
+    memcpy(p, s, n);
+    p[n] = '\0';
+    return p;
+}
+
+/* Frees a string of request_strndup's that did not fit the arena. */
+static void request_strfree(struct http_request *r, char *p)
+{
+    uintptr_t a = (uintptr_t)r->strings, q = (uintptr_t)p;
+    if (q < a || q >= a + sizeof r->strings)
+        free(p);
+}
+
+static void kv_free(struct http_request *r, struct kv *kv, int n)
 {
     for (int i = 0; i < n; i++) {
-        free(kv[i].name);
-        free(kv[i].value);
+        request_strfree(r, kv[i].name);
+        request_strfree(r, kv[i].value);
     }
 }
 
@@ -31,10 +54,10 @@ void exchange_free(struct exchange *ex)
 {
     if (!ex)
         return;
-    free(ex->req.path);
-    kv_free(ex->req.params, ex->req.nparams);
-    kv_free(ex->req.query, ex->req.nquery);
-    kv_free(ex->req.headers, ex->req.nheaders);
+    request_strfree(&ex->req, ex->req.path);
+    kv_free(&ex->req, ex->req.params, ex->req.nparams);
+    kv_free(&ex->req, ex->req.query, ex->req.nquery);
+    kv_free(&ex->req, ex->req.headers, ex->req.nheaders);
     sb_buf_cleanup(&ex->req.body);
     sb_buf_cleanup(&ex->res.headers);
     sb_buf_cleanup(&ex->res.body);
@@ -45,17 +68,17 @@ int request_add_header(struct http_request *r, const char *name, const char *val
 {
     if (r->nheaders == HTTP_MAX_HEADERS)
         return SB_ELIMIT;
-    char *n = strdup(name), *v = strdup(value);
-    if (!n || !v) {
-        free(n);
-        free(v);
+    size_t nl = strlen(name);
+    if (nl && name[nl - 1] == ':')
+        nl--;
+    char *n = request_strndup(r, name, nl), *v = n ? request_strndup(r, value, strlen(value)) : NULL;
+    if (!v) {
+        if (n)
+            request_strfree(r, n);
         return -ENOMEM;
     }
     for (char *p = n; *p; p++)
         *p = (char)tolower((unsigned char)*p);
-    size_t nl = strlen(n);
-    if (nl && n[nl - 1] == ':')
-        n[nl - 1] = '\0';
     r->headers[r->nheaders++] = (struct kv){n, v};
     return 0;
 }
@@ -65,11 +88,12 @@ int request_add_query_arg(struct http_request *r, const char *arg)
     if (r->nquery == HTTP_MAX_QUERY_ARGS)
         return SB_ELIMIT;
     const char *eq = strchr(arg, '=');
-    char *n = eq ? strndup(arg, (size_t)(eq - arg)) : strdup(arg);
-    char *v = strdup(eq ? eq + 1 : "");
-    if (!n || !v) {
-        free(n);
-        free(v);
+    const char *val = eq ? eq + 1 : "";
+    char *n = request_strndup(r, arg, eq ? (size_t)(eq - arg) : strlen(arg));
+    char *v = n ? request_strndup(r, val, strlen(val)) : NULL;
+    if (!v) {
+        if (n)
+            request_strfree(r, n);
         return -ENOMEM;
     }
     r->query[r->nquery++] = (struct kv){n, v};

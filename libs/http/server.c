@@ -82,6 +82,7 @@ struct http_server *http_server_new(const struct http_server_config *cfg)
     s->cfg = *cfg;
     apply_defaults(&s->cfg);
     router_init(&s->router);
+    loop_init_header_tokens(s);
     pthread_mutex_init(&s->work_mu, NULL);
     pthread_cond_init(&s->work_cv, NULL);
     pthread_mutex_init(&s->done_mu, NULL);

@@ -18,7 +18,6 @@
 /* Per-connection state kept by lws for us (per_session_data_size). */
 struct conn {
     struct exchange *ex;
-    char peer[64]; /* the peer's address, read once per connection */
 };
 
 struct exchange_queue {
@@ -55,6 +54,13 @@ struct http_server {
     struct exchange_queue delayed;
     lws_sorted_usec_list_t delay_timer;
     unsigned char *scratch;     /* loop-only: LWS_PRE + HTTP_WRITE_CHUNK for writes */
+    /* The lws tokens that are request headers, with their names ("name:"),
+     * so that capturing a request's headers asks lws only about these. */
+    struct header_token {
+        enum lws_token_indexes tok;
+        const char *name;
+    } header_tokens[WSI_TOKEN_COUNT];
+    int nheader_tokens;
 
     struct metric *m_requests;
     struct metric *m_duration;
@@ -76,7 +82,14 @@ void done_push(struct http_server *s, struct exchange *ex);
 bool exchange_let_go(struct exchange *ex);
 void workers_stop(struct http_server *s);
 
+/* request.c */
+/* A copy of s[0..n) with a NUL, owned by the request and freed with its
+ * exchange; NULL when out of memory. */
+char *request_strndup(struct http_request *r, const char *s, size_t n);
+
 /* loop.c */
+/* Fills s->header_tokens (once, at creation). */
+void loop_init_header_tokens(struct http_server *s);
 int loop_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len);
 /* Runs a handler and catches the case where it set no response. */
 void exchange_run_handler(struct exchange *ex);

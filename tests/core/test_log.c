@@ -138,6 +138,11 @@ Test(log, levels_below_minimum_are_dropped, .timeout = 30)
     sb_log_info(log, NULL, "i");
     sb_log_warn(log, NULL, "w");
     sb_log_error(log, NULL, "e");
+    cr_assert_not(sb_log_enabled(log, SB_LOG_DEBUG));
+    cr_assert_not(sb_log_enabled(log, SB_LOG_INFO));
+    cr_assert(sb_log_enabled(log, SB_LOG_WARN));
+    cr_assert(sb_log_enabled(log, SB_LOG_ERROR));
+    cr_assert_not(sb_log_enabled(log, (enum sb_log_level)(SB_LOG_ERROR + 1)));
     char *lines[8];
     cr_assert_eq(read_lines(f, lines, 8), 2);
     json_t *a = parse_line(lines[0]), *b = parse_line(lines[1]);
@@ -225,6 +230,7 @@ Test(log, oversized_extras_are_dropped_not_the_line, .timeout = 30)
 Test(log, null_logger_is_a_no_op, .timeout = 30)
 {
     sb_log_info(NULL, NULL, "nothing %d", 1);
+    cr_assert_not(sb_log_enabled(NULL, SB_LOG_ERROR));
     sb_log_free(NULL);
 }
 
