@@ -14,6 +14,9 @@
 #   (b) ceiling: pgbench inserting the same rows in batches into the same
 #       table as sabia_app (best of a few batch sizes and client counts)
 #   (c) ratio a / b             target >= 0.75
+#   (e) HTTP floor: sabia-loadgen --get of /health/live (no checks, no
+#       database); the summary sets it, and the CPU per request of every
+#       process in (a), against the CPU time 0.75 x (b) leaves per request
 #
 # The machine's speed drifts from minute to minute, so (a) and (b) are
 # measured BENCH_ROUNDS times, alternately: round 1 tries every pgbench
@@ -290,6 +293,18 @@ cpu_report() {
             c[1], c[2], c[3], l, o, c[4], n, (o > 0.3 ? "  (WARNING: other processes were busy)" : "") }'
 }
 
+# cpu_us BEFORE AFTER LOADGEN_CPU_SECONDS RPS -> "gateway postgres redis
+# loadgen other" in CPU microseconds per request (cores / requests per
+# second), for the budget in the summary.
+cpu_us() {
+    awk -v b="$1" -v a="$2" -v lg="$3" -v rps="$4" -v hz="$(getconf CLK_TCK)" 'BEGIN {
+        split(b, x, " "); split(a, y, " "); s = (y[5] - x[5]) / 1e9;
+        for (i = 1; i <= 4; i++) c[i] = (y[i] - x[i]) / hz / s;
+        l = lg / s; o = c[4] - c[1] - c[2] - c[3] - l; if (o < 0) o = 0;
+        k = (rps > 0 ? 1e6 / rps : 0);
+        printf "%.1f %.1f %.1f %.1f %.1f\n", c[1] * k, c[2] * k, c[3] * k, l * k, o * k }'
+}
+
 # step OUT ERR CMD... runs CMD in the background, stdout to OUT and stderr to
 # ERR ("-": ours), and waits for it: a signal then interrupts the wait at
 # once, and the clean-up stops the command. Returns the command's status.
@@ -341,6 +356,7 @@ peak_run() {
     a_sum=$(metric gateway_commit_seconds_sum)
     PEAK_CPU=$(cpu_report "$cpu0" "$cpu1" "$(json_num "$PEAK" cpu_seconds)")
     PEAK_RPS=$(json_num "$PEAK" rps)
+    PEAK_US+="$(cpu_us "$cpu0" "$cpu1" "$(json_num "$PEAK" cpu_seconds)" "$PEAK_RPS")"$'\n'
     PEAK_TOTAL_OK=$(json_num "$PEAK" total_ok)
     say "(a) $PEAK"
     [ "$(json_num "$PEAK" ok)" -gt 0 ] || die "no request was accepted (log: $TMP/gateway.log)"
@@ -354,6 +370,7 @@ peak_run() {
     AVG_COMMIT_MS=$(awk -v s1="$a_sum" -v s0="$b_sum" -v n="$BATCHES" 'BEGIN { printf "%.2f", (n > 0 ? 1000 * (s1 - s0) / n : 0) }')
 }
 
+PEAK_US= # one line of cpu_us per peak run
 peak_run "$TMP/peak.txt"
 rm -f "$TMP/peak.txt"
 PEAK1=$PEAK PEAK1_CPU=$PEAK_CPU PEAK1_ROWS=$PEAK_ROWS PEAK1_TOTAL_OK=$PEAK_TOTAL_OK
@@ -375,6 +392,23 @@ grep -q '"payloads_wrapped":false' <<<"$HALFRUN" ||
     die "the payloads ran out during the latency run: raise BENCH_PAYLOADS"
 HALF_P99=$(json_num "$HALFRUN" p99_ms)
 HALF_ERRORS=$(json_num "$HALFRUN" errors)
+
+# ---------------------------------------------------------------- (e) the HTTP floor
+
+# What an HTTP exchange alone costs here: bodiless GETs of /health/live,
+# answered on the event loop with no check, no database and no Redis. The
+# gateway cannot spend less than this per webhook; the summary sets it
+# against the CPU time the target leaves per request.
+say "(e) HTTP floor: GET /health/live, $CONNECTIONS connections, closed loop, ${RUN_SECONDS}s"
+cpu0=$(cpu_snapshot)
+step "$TMP/floor.json" - "$LOADGEN" --port "$GW_PORT" --path /health/live --get --max \
+    --connections "$CONNECTIONS" --seconds "$RUN_SECONDS" --warmup "$WARMUP" ||
+    die "sabia-loadgen --get failed"
+FLOOR=$(cat "$TMP/floor.json")
+cpu1=$(cpu_snapshot)
+say "(e) $FLOOR"
+[ "$(json_num "$FLOOR" errors)" = 0 ] || die "GET /health/live failed under load"
+FLOOR_US=$(cpu_us "$cpu0" "$cpu1" "$(json_num "$FLOOR" cpu_seconds)" "$(json_num "$FLOOR" rps)")
 
 # ---------------------------------------------------------------- (b) ceiling
 
@@ -444,6 +478,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", (b > 0 ? a / b : 0) }'
 ROUND_LINES=$(printf '    round 1: peak %6.0f/s, ceiling %6.0f rows/s, ratio %s' "$PEAK_RPS" "$CEIL_ROWS" \
     "$(ratio "$PEAK_RPS" "$CEIL_ROWS")")$'\n'
 RATIOS=$(ratio "$PEAK_RPS" "$CEIL_ROWS")
+CEILINGS=$CEIL_ROWS
 
 # Rounds 2..N: a fresh peak, then the best pgbench setting again.
 for round in $(seq 2 "$ROUNDS"); do
@@ -458,6 +493,7 @@ for round in $(seq 2 "$ROUNDS"); do
     ROUND_LINES+=$(printf '    round %d: peak %6.0f/s, ceiling %6.0f rows/s, ratio %s' "$round" "$PEAK_RPS" \
         "$rows" "$(ratio "$PEAK_RPS" "$rows")")$'\n'
     RATIOS+=" $(ratio "$PEAK_RPS" "$rows")"
+    CEILINGS+=" $rows"
 done
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 
@@ -467,6 +503,22 @@ RATIO=$(tr ' ' '\n' <<<"$RATIOS" | sort -n | awk '{ v[NR] = $1 } END {
     if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }')
 verdict() { if [ "$1" = 1 ]; then echo "MET"; else echo "NOT MET"; fi; }
 RATIO_OK=$(awk -v r="$RATIO" 'BEGIN { print ((r >= 0.75) ? 1 : 0) }')
+# The budget: at 75% of the ceiling, every core busy, this much CPU time is
+# there per request; PostgreSQL, Redis, the load generator, the rest of the
+# machine and the gateway's bare HTTP exchange take their part first (means
+# over the rounds' peaks).
+BUDGET=$(awk -v ceilings="$CEILINGS" -v floor="$FLOOR_US" -v n="$(nproc)" -v peaks="$(tr '\n' ';' <<<"$PEAK_US")" 'BEGIN {
+    k = split(ceilings, c, " "); for (i = 1; i <= k; i++) ceil += c[i] / k;
+    r = split(peaks, lines, ";"); m = 0;
+    for (i = 1; i <= r; i++) if (split(lines[i], f, " ") == 5) { m++; for (j = 1; j <= 5; j++) u[j] += f[j] }
+    for (j = 1; j <= 5; j++) u[j] /= (m ? m : 1);
+    split(floor, fl, " ");
+    avail = n * 1e6 / (0.75 * ceil); others = u[2] + u[3] + u[4] + u[5];
+    printf "    mean per request over the %d peaks: gateway %.1f, PostgreSQL %.1f, Redis %.1f, load generator %.1f, other %.1f; total %.1f\n", m, u[1], u[2], u[3], u[4], u[5], u[1] + others;
+    printf "    HTTP floor (e): the gateway %.1f per bodiless GET, its load generator %.1f\n", fl[1], fl[4];
+    printf "    at 0.75 x the mean ceiling (%.0f rows/s), %d cores give %.1f per request, every core busy;\n", ceil, n, avail;
+    printf "    PostgreSQL, Redis, load generator and other take %.1f, the HTTP floor %.1f:\n", others, fl[1];
+    printf "    %.1f would be left for everything else the gateway does per webhook (it spends %.1f now)\n", avail - others - fl[1], u[1] - fl[1] }')
 P99_OK=$(awk -v p="$HALF_P99" -v e="$HALF_ERRORS" 'BEGIN { print ((p <= 25 && e == 0) ? 1 : 0) }')
 
 cat <<EOF
@@ -489,7 +541,9 @@ gateway: $HTTP_WORKERS HTTP workers, $COMMIT_THREADS commit threads, batches <= 
 (b) ceiling: pgbench inserting the same rows in batches into webhook_events as sabia_app
 ${PGB_LINES}    best in round 1: $(printf '%.0f' "$CEIL_ROWS") rows/s ($CEIL_DESC), used in the later rounds
 (c) rounds: each peak against the ceiling measured right after it
-${ROUND_LINES}
+${ROUND_LINES}(e) CPU per request (microseconds) and the budget the target leaves
+    HTTP floor: $FLOOR
+$BUDGET
 median ratio (a)/(b) = $RATIO       target >= 0.75:      $(verdict "$RATIO_OK")
 p99 at half the peak = $HALF_P99 ms    target <= 25 ms:     $(verdict "$P99_OK")
 EOF

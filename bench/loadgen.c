@@ -4,7 +4,9 @@
  * Reads a payload file (one request per line, "<signature>\t<body>"), then
  * POSTs the bodies round-robin to 127.0.0.1:PORT/PATH over C keep-alive
  * connections, each with its X-Hub-Signature-256 header. One thread, epoll,
- * non-blocking sockets, one request in flight per connection.
+ * non-blocking sockets, one request in flight per connection. With --get it
+ * sends bodiless GETs of PATH instead (no payload file): what the HTTP
+ * exchange alone costs, e.g. against /health/live.
  *
  *   --max      closed loop: a connection sends its next request as soon as
  *              the previous answer arrived. Measures peak throughput.
@@ -100,6 +102,7 @@ struct lg_second {
 
 struct lg_args {
     bool timeline;
+    bool get; /* GET PATH, no payloads */
     int port;
     const char *path;
     const char *payloads;
@@ -146,7 +149,7 @@ static int usage(const char *why)
 {
     if (why)
         fprintf(stderr, "sabia-loadgen: %s\n", why);
-    fputs("usage: sabia-loadgen --port P --path /url/path --payloads FILE\n"
+    fputs("usage: sabia-loadgen --port P --path /url/path (--payloads FILE | --get)\n"
           "                     (--max | --rate R) [--connections C] [--seconds S] "
           "[--warmup S] [--timeline]\n"
           "  FILE: one request per line, <X-Hub-Signature-256 value>\\t<body>\n"
@@ -195,9 +198,11 @@ static int parse_args(int argc, char **argv, struct lg_args *a)
     *a = (struct lg_args){.connections = 64, .seconds = 10, .warmup = 2};
     bool max = false;
     for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--max") == 0 || strcmp(argv[i], "--timeline") == 0) {
+        if (strcmp(argv[i], "--max") == 0 || strcmp(argv[i], "--timeline") == 0 ||
+            strcmp(argv[i], "--get") == 0) {
             max |= argv[i][2] == 'm';
             a->timeline |= argv[i][2] == 't';
+            a->get |= argv[i][2] == 'g';
             continue;
         }
         if (i + 1 >= argc)
@@ -207,8 +212,10 @@ static int parse_args(int argc, char **argv, struct lg_args *a)
             return rc;
         i++;
     }
-    if (!a->port || !a->path || !a->payloads)
-        return usage("--port, --path and --payloads are required");
+    if (!a->port || !a->path)
+        return usage("--port and --path are required");
+    if (!a->payloads == !a->get)
+        return usage("give exactly one of --payloads FILE and --get");
     if (max == (a->rate > 0))
         return usage("give exactly one of --max and --rate R");
     a->max = max;
@@ -363,6 +370,14 @@ static void conn_fail(struct loadgen *lg, struct conn *c, int64_t now, const cha
 /* Formats the next payload as a request into c->out. */
 static void conn_prepare(struct loadgen *lg, struct conn *c)
 {
+    c->out_off = 0;
+    c->in_len = 0;
+    if (lg->a.get) {
+        int n = snprintf(c->out, LG_HEAD_MAX, "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n",
+                         lg->a.path, lg->a.port);
+        c->out_len = (size_t)n;
+        return;
+    }
     const struct payload *p = &lg->p[lg->next_p++];
     if (lg->next_p == lg->np) {
         lg->next_p = 0;
@@ -375,8 +390,6 @@ static void conn_prepare(struct loadgen *lg, struct conn *c)
     /* n < LG_HEAD_MAX: path and signature lengths are capped below it. */
     memcpy(c->out + n, p->body, p->body_len);
     c->out_len = (size_t)n + p->body_len;
-    c->out_off = 0;
-    c->in_len = 0;
 }
 
 /* Writes what it can; moves to CONN_READING when the request is out. */
@@ -754,7 +767,7 @@ int main(int argc, char **argv)
         free(lg);
         return rc;
     }
-    rc = load_payloads(lg);
+    rc = lg->a.get ? 0 : load_payloads(lg);
     if (rc == 0)
         rc = setup(lg);
     if (rc == 0) {
