@@ -24,14 +24,15 @@
  *   {"mode":"max","connections":64,"seconds":10,"requests":…,"ok":…,
  *    "errors":…,"rps":…,"p50_ms":…,"p90_ms":…,"p99_ms":…,"max_ms":…,
  *    "total_ok":…,"payloads_wrapped":false,"connect_failures":…,
- *    "cpu_seconds":…}
+ *    "cpu_seconds":…,"setup_cpu_seconds":…}
  *
  * rps counts 2xx answers per second; total_ok counts every 2xx answer of
  * the run, warm-up and drain included (for checking against the database);
  * payloads_wrapped says the file ran out and bodies were sent twice;
  * connect_failures counts connections that could not be (re)opened;
  * cpu_seconds is the CPU time the load generator itself used while
- * sending (loading the file excluded).
+ * sending (loading the file excluded), setup_cpu_seconds what it used
+ * before (loading the file, connecting).
  * Latencies go into a log-linear histogram (≤ 3% error, reported as the
  * bucket's upper bound; max is exact). --timeline also prints, on stderr,
  * one line per second of the run (by start or due time): answers, mean and
@@ -689,13 +690,13 @@ static void report(const struct loadgen *lg)
     printf("\"connections\":%d,\"seconds\":%ld,\"requests\":%llu,\"ok\":%llu,\"errors\":%llu,"
            "\"rps\":%.1f,\"p50_ms\":%.3f,\"p90_ms\":%.3f,\"p99_ms\":%.3f,\"max_ms\":%.3f,"
            "\"total_ok\":%llu,\"payloads_wrapped\":%s,\"connect_failures\":%llu,"
-           "\"cpu_seconds\":%.2f}\n",
+           "\"cpu_seconds\":%.2f,\"setup_cpu_seconds\":%.2f}\n",
            lg->a.connections, lg->a.seconds, (unsigned long long)(lg->ok + lg->errors),
            (unsigned long long)lg->ok, (unsigned long long)lg->errors, (double)lg->ok / secs,
            hist_quantile_ms(&lg->hist, 0.50), hist_quantile_ms(&lg->hist, 0.90),
            hist_quantile_ms(&lg->hist, 0.99), (double)lg->hist.max_us / 1000.0,
            (unsigned long long)lg->total_ok, lg->wrapped ? "true" : "false",
-           (unsigned long long)lg->connect_failures, cpu_seconds() - lg->cpu0);
+           (unsigned long long)lg->connect_failures, cpu_seconds() - lg->cpu0, lg->cpu0);
     fflush(stdout);
     if (lg->first_status)
         fprintf(stderr, "sabia-loadgen: first error: %s%d: %s\n",

@@ -324,9 +324,10 @@ static const char *connection_peer(struct lws *wsi)
     char *peer = lws_get_opaque_user_data(wsi);
     if (peer)
         return peer;
+    static const char unknown[HTTP_PEER_MAX] = ""; /* copied whole by on_http */
     peer = calloc(1, HTTP_PEER_MAX);
     if (!peer)
-        return "";
+        return unknown;
     lws_get_peer_simple(wsi, peer, HTTP_PEER_MAX);
     lws_set_opaque_user_data(wsi, peer);
     return peer;
@@ -604,6 +605,8 @@ int loop_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
         on_closed(s, c);
         return 0;
     case LWS_CALLBACK_WSI_DESTROY:
+        /* Only connection_peer sets opaque user data in this context (it
+         * makes no client connections); others reach here with NULL. */
         free(lws_get_opaque_user_data(wsi));
         lws_set_opaque_user_data(wsi, NULL);
         return 0;
